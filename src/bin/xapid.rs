@@ -1,0 +1,2 @@
+//! `xapid`: thin entry point; everything lives in [`xenha::daemon`].
+fn main() {}

@@ -1,0 +1,2 @@
+//! `xe`: thin entry point; everything lives in [`xenha::cli`].
+fn main() {}

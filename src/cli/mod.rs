@@ -1,0 +1,1 @@
+//! `xe`: the xe-compatible command line (issue 3).

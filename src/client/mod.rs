@@ -1,0 +1,1 @@
+//! XenAPI client: transports and sessions (issue 3).

@@ -1,0 +1,1 @@
+//! `xapid` wiring: runtime, listeners, store, host facts.

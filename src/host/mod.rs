@@ -1,0 +1,1 @@
+//! Local host facts: CPUs from /proc/cpuinfo, memory from /proc/meminfo.

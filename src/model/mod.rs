@@ -1,0 +1,1 @@
+//! The XenAPI data model, declared once.
