@@ -1,0 +1,540 @@
+//! API messages: the explicit ones declared here, the generic ones derived from the class table.
+//!
+//! [`api`] is the registry both the server (to dispatch and count parameters) and `xe` (to know
+//! which call sets a field) consult. Every class gets `get_<field>` for each stored field,
+//! `set_<field>` for RW fields, `add_to_<f>`/`remove_from_<f>` for RW maps and sets,
+//! `get_record`, `get_all`, `get_all_records`, `get_by_uuid` and, where the class has a
+//! name, `get_by_name_label`.
+
+use std::collections::HashMap;
+use std::sync::OnceLock;
+
+use super::classes::{class, CLASSES};
+use super::types::{Access, ClassDecl, FieldDecl, Ty};
+
+/// A parameter of an explicit message.
+#[derive(Debug)]
+pub struct ParamDecl {
+    /// Parameter name as xapi documents it.
+    pub name: &'static str,
+    /// Its type.
+    pub ty: Ty,
+    /// Default, in `xe` text syntax; a parameter with a default may be omitted on the wire.
+    pub default: Option<&'static str>,
+}
+
+/// An explicitly declared message (one that is not generated from a field).
+#[derive(Debug)]
+pub struct MessageDecl {
+    /// Class wire name.
+    pub class: &'static str,
+    /// Message name, e.g. `enable_ha`.
+    pub name: &'static str,
+    /// Parameters after the session.
+    pub params: &'static [ParamDecl],
+    /// Result type; `None` is void.
+    pub result: Option<Ty>,
+    /// Whether the first wire parameter is a session ref.
+    pub session: bool,
+    /// What the message does.
+    pub doc: &'static str,
+}
+
+const fn p(name: &'static str, ty: Ty) -> ParamDecl {
+    ParamDecl {
+        name,
+        ty,
+        default: None,
+    }
+}
+
+const fn opt(name: &'static str, ty: Ty, default: &'static str) -> ParamDecl {
+    ParamDecl {
+        name,
+        ty,
+        default: Some(default),
+    }
+}
+
+const fn msg(
+    class: &'static str,
+    name: &'static str,
+    params: &'static [ParamDecl],
+    result: Option<Ty>,
+    doc: &'static str,
+) -> MessageDecl {
+    MessageDecl {
+        class,
+        name,
+        params,
+        result,
+        session: true,
+        doc,
+    }
+}
+
+const fn login(name: &'static str, params: &'static [ParamDecl], doc: &'static str) -> MessageDecl {
+    MessageDecl {
+        class: "session",
+        name,
+        params,
+        result: Some(Ty::Ref("session")),
+        session: false,
+        doc,
+    }
+}
+
+const SS_MAP: Ty = Ty::Map(&Ty::String, &Ty::String);
+
+/// The explicit messages.
+pub static EXPLICIT: &[MessageDecl] = &[
+    login(
+        "login_with_password",
+        &[
+            p("uname", Ty::String),
+            p("pwd", Ty::String),
+            opt("version", Ty::String, "1.1"),
+            opt("originator", Ty::String, ""),
+        ],
+        "Attempt to authenticate the user, returning a session reference if successful",
+    ),
+    login(
+        "slave_local_login_with_password",
+        &[p("uname", Ty::String), p("pwd", Ty::String)],
+        "Authenticate locally against a slave in emergency mode. Note the resulting sessions are only good for use on this host.",
+    ),
+    msg("session", "logout", &[], None, "Log out of a session"),
+    msg("session", "local_logout", &[], None, "Log out of local session."),
+    msg(
+        "pool",
+        "enable_ha",
+        &[
+            p("heartbeat_srs", Ty::Set(&Ty::Ref("SR"))),
+            p("configuration", SS_MAP),
+        ],
+        None,
+        "Turn on High Availability mode",
+    ),
+    msg("pool", "disable_ha", &[], None, "Turn off High Availability mode"),
+    msg(
+        "pool",
+        "ha_compute_max_host_failures_to_tolerate",
+        &[],
+        Some(Ty::Int),
+        "Returns the maximum number of host failures we could tolerate before we would be unable to restart configured VMs",
+    ),
+    msg(
+        "pool",
+        "ha_compute_hypothetical_max_host_failures_to_tolerate",
+        &[p("configuration", Ty::Map(&Ty::Ref("VM"), &Ty::String))],
+        Some(Ty::Int),
+        "Returns the maximum number of host failures we could tolerate before we would be unable to restart the provided VMs",
+    ),
+    msg(
+        "pool",
+        "ha_failover_plan_exists",
+        &[p("n", Ty::Int)],
+        Some(Ty::Bool),
+        "Returns true if a VM failover plan exists for up to 'n' host failures",
+    ),
+    msg(
+        "pool",
+        "ha_compute_vm_failover_plan",
+        &[
+            p("failed_hosts", Ty::Set(&Ty::Ref("host"))),
+            p("failed_vms", Ty::Set(&Ty::Ref("VM"))),
+        ],
+        Some(Ty::Map(&Ty::Ref("VM"), &SS_MAP)),
+        "Return a VM failover plan assuming a given subset of hosts fail",
+    ),
+    msg(
+        "pool",
+        "ha_prevent_restarts_for",
+        &[p("seconds", Ty::Int)],
+        None,
+        "When this call returns the VM restart logic will not run for the requested number of seconds. If the argument is zero then the restart thread is immediately unblocked",
+    ),
+    msg(
+        "pool",
+        "emergency_transition_to_master",
+        &[],
+        None,
+        "Instruct a slave already in a pool that the master has changed",
+    ),
+    msg(
+        "pool",
+        "emergency_reset_master",
+        &[p("master_address", Ty::String)],
+        None,
+        "Instruct a slave already in a pool that the master has changed",
+    ),
+    msg(
+        "pool",
+        "recover_slaves",
+        &[],
+        Some(Ty::Set(&Ty::Ref("host"))),
+        "Instruct a pool master, M, to try and contact its slaves and, if slaves are in emergency mode, reset their master address to M.",
+    ),
+    msg(
+        "host",
+        "emergency_ha_disable",
+        &[opt("soft", Ty::Bool, "false")],
+        None,
+        "This call disables HA on the local host. This should only be used with extreme care.",
+    ),
+    msg(
+        "host",
+        "is_in_emergency_mode",
+        &[],
+        Some(Ty::Bool),
+        "Diagnostics call to discover if host is in emergency mode",
+    ),
+    msg(
+        "host",
+        "disable",
+        &[p("host", Ty::Ref("host")), opt("auto_enable", Ty::Bool, "true")],
+        None,
+        "Puts the host into a state in which no new VMs can be started. Currently active VMs on the host continue to execute.",
+    ),
+    msg("host", "enable", &[p("host", Ty::Ref("host"))], None, "Puts the host into a state in which new VMs can be started."),
+    msg(
+        "host",
+        "evacuate",
+        &[
+            p("host", Ty::Ref("host")),
+            opt("network", Ty::Ref("network"), "OpaqueRef:NULL"),
+            opt("evacuate_batch_size", Ty::Int, "0"),
+        ],
+        None,
+        "Migrate all VMs off of this host, where possible.",
+    ),
+    msg(
+        "VM",
+        "start",
+        &[p("vm", Ty::Ref("VM")), p("start_paused", Ty::Bool), p("force", Ty::Bool)],
+        None,
+        "Start the specified VM.  This function can only be called with the VM is in the Halted State.",
+    ),
+    msg(
+        "VM",
+        "start_on",
+        &[
+            p("vm", Ty::Ref("VM")),
+            p("host", Ty::Ref("host")),
+            p("start_paused", Ty::Bool),
+            p("force", Ty::Bool),
+        ],
+        None,
+        "Start the specified VM on a particular host.  This function can only be called with the VM is in the Halted State.",
+    ),
+];
+
+/// What a registry entry does; the server dispatches on this.
+#[derive(Clone, Copy, Debug)]
+pub enum Kind {
+    /// `get_<field>`.
+    Get(&'static FieldDecl),
+    /// `set_<field>`.
+    Set(&'static FieldDecl),
+    /// `add_to_<field>` (maps: key, value; sets: value).
+    AddTo(&'static FieldDecl),
+    /// `remove_from_<field>` (maps: key; sets: value).
+    RemoveFrom(&'static FieldDecl),
+    /// `get_record`.
+    GetRecord,
+    /// `get_all`.
+    GetAll,
+    /// `get_all_records`.
+    GetAllRecords,
+    /// `get_by_uuid`.
+    GetByUuid,
+    /// `get_by_name_label`.
+    GetByNameLabel,
+    /// An explicit message, handled by name.
+    Explicit(&'static MessageDecl),
+}
+
+/// One parameter of a registry entry.
+#[derive(Clone, Debug)]
+pub struct Param {
+    /// Name.
+    pub name: &'static str,
+    /// Type.
+    pub ty: Ty,
+    /// Default in text form, if the parameter may be omitted.
+    pub default: Option<&'static str>,
+}
+
+/// One callable message: `<class>.<name>`.
+#[derive(Clone, Debug)]
+pub struct Message {
+    /// The class it belongs to.
+    pub class: &'static ClassDecl,
+    /// The message name.
+    pub name: String,
+    /// Parameters after the session, in order.
+    pub params: Vec<Param>,
+    /// Result type; `None` is void.
+    pub result: Option<Ty>,
+    /// Whether the first wire parameter is a session ref.
+    pub session: bool,
+    /// What it does.
+    pub kind: Kind,
+}
+
+impl Message {
+    /// `<class>.<name>`.
+    pub fn wire_name(&self) -> String {
+        format!("{}.{}", self.class.name, self.name)
+    }
+
+    /// How many parameters must be given (those without defaults), session excluded.
+    pub fn required_params(&self) -> usize {
+        self.params.iter().filter(|p| p.default.is_none()).count()
+    }
+}
+
+/// The registry of every callable message.
+pub struct Api {
+    by_name: HashMap<String, Message>,
+}
+
+impl Api {
+    /// Find a message by wire name: `VM.get_record`, or the old `VM_get_record` form.
+    pub fn lookup(&self, method: &str) -> Option<&Message> {
+        if let Some(m) = self.by_name.get(method) {
+            return Some(m);
+        }
+        CLASSES.iter().find_map(|c| {
+            let rest = method.strip_prefix(c.name)?.strip_prefix('_')?;
+            self.by_name.get(&format!("{}.{rest}", c.name))
+        })
+    }
+
+    /// Every message, in no particular order.
+    pub fn messages(&self) -> impl Iterator<Item = &Message> {
+        self.by_name.values()
+    }
+}
+
+fn leak(ty: Ty) -> &'static Ty {
+    Box::leak(Box::new(ty))
+}
+
+fn generic_messages(c: &'static ClassDecl) -> Vec<Message> {
+    let me = Ty::Ref(c.name);
+    let this = Param {
+        name: "self",
+        ty: me,
+        default: None,
+    };
+    let mk = |name: String, params: Vec<Param>, result: Option<Ty>, kind: Kind| Message {
+        class: c,
+        name,
+        params,
+        result,
+        session: true,
+        kind,
+    };
+    let mut out = vec![
+        mk(
+            "get_record".into(),
+            vec![this.clone()],
+            Some(Ty::Record(c.name)),
+            Kind::GetRecord,
+        ),
+        mk(
+            "get_all".into(),
+            vec![],
+            Some(Ty::Set(leak(me))),
+            Kind::GetAll,
+        ),
+        mk(
+            "get_all_records".into(),
+            vec![],
+            Some(Ty::Map(leak(me), leak(Ty::Record(c.name)))),
+            Kind::GetAllRecords,
+        ),
+        mk(
+            "get_by_uuid".into(),
+            vec![Param {
+                name: "uuid",
+                ty: Ty::String,
+                default: None,
+            }],
+            Some(me),
+            Kind::GetByUuid,
+        ),
+    ];
+    if c.has_name_label() {
+        out.push(mk(
+            "get_by_name_label".into(),
+            vec![Param {
+                name: "label",
+                ty: Ty::String,
+                default: None,
+            }],
+            Some(Ty::Set(leak(me))),
+            Kind::GetByNameLabel,
+        ));
+    }
+    for f in c.stored_fields() {
+        out.push(mk(
+            format!("get_{}", f.name),
+            vec![this.clone()],
+            Some(f.ty),
+            Kind::Get(f),
+        ));
+        if f.access != Access::RW {
+            continue;
+        }
+        let value = |ty| Param {
+            name: "value",
+            ty,
+            default: None,
+        };
+        out.push(mk(
+            format!("set_{}", f.name),
+            vec![this.clone(), value(f.ty)],
+            None,
+            Kind::Set(f),
+        ));
+        match f.ty {
+            Ty::Map(k, v) => {
+                let key = Param {
+                    name: "key",
+                    ty: *k,
+                    default: None,
+                };
+                out.push(mk(
+                    format!("add_to_{}", f.name),
+                    vec![this.clone(), key.clone(), value(*v)],
+                    None,
+                    Kind::AddTo(f),
+                ));
+                out.push(mk(
+                    format!("remove_from_{}", f.name),
+                    vec![this.clone(), key],
+                    None,
+                    Kind::RemoveFrom(f),
+                ));
+            }
+            Ty::Set(elem) => {
+                out.push(mk(
+                    format!("add_to_{}", f.name),
+                    vec![this.clone(), value(*elem)],
+                    None,
+                    Kind::AddTo(f),
+                ));
+                out.push(mk(
+                    format!("remove_from_{}", f.name),
+                    vec![this.clone(), value(*elem)],
+                    None,
+                    Kind::RemoveFrom(f),
+                ));
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
+/// The registry, built once.
+pub fn api() -> &'static Api {
+    static API: OnceLock<Api> = OnceLock::new();
+    API.get_or_init(|| {
+        let mut by_name = HashMap::new();
+        for c in CLASSES {
+            for m in generic_messages(c) {
+                by_name.insert(m.wire_name(), m);
+            }
+        }
+        for d in EXPLICIT {
+            let c = class(d.class).expect("explicit message on a declared class");
+            let m = Message {
+                class: c,
+                name: d.name.to_string(),
+                params: d
+                    .params
+                    .iter()
+                    .map(|p| Param {
+                        name: p.name,
+                        ty: p.ty,
+                        default: p.default,
+                    })
+                    .collect(),
+                result: d.result,
+                session: d.session,
+                kind: Kind::Explicit(d),
+            };
+            // An explicit declaration wins over a generated one of the same name.
+            by_name.insert(m.wire_name(), m);
+        }
+        Api { by_name }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn generic_calls_exist_for_every_class() {
+        for c in CLASSES {
+            for m in [
+                "get_record",
+                "get_all",
+                "get_all_records",
+                "get_by_uuid",
+                "get_uuid",
+            ] {
+                assert!(
+                    api().lookup(&format!("{}.{m}", c.name)).is_some(),
+                    "{}.{m}",
+                    c.name
+                );
+            }
+        }
+        assert!(api().lookup("VM.get_by_name_label").is_some());
+        assert!(api().lookup("host_cpu.get_by_name_label").is_none());
+    }
+
+    #[test]
+    fn setters_only_for_rw_fields() {
+        assert!(api().lookup("VM.set_ha_restart_priority").is_some());
+        assert!(api().lookup("VM.set_power_state").is_none());
+        assert!(api()
+            .lookup("pool.set_ha_host_failures_to_tolerate")
+            .is_some());
+        assert!(api().lookup("pool.add_to_other_config").is_some());
+        assert!(api().lookup("pool.add_to_tags").is_some());
+        assert!(api().lookup("host.add_to_cpu_info").is_none());
+    }
+
+    #[test]
+    fn parameter_counts_ignore_defaults() {
+        let login = api().lookup("session.login_with_password").unwrap();
+        assert_eq!(login.required_params(), 2);
+        assert!(!login.session);
+        assert_eq!(api().lookup("pool.enable_ha").unwrap().required_params(), 2);
+        assert_eq!(
+            api()
+                .lookup("host.emergency_ha_disable")
+                .unwrap()
+                .required_params(),
+            0
+        );
+    }
+
+    #[test]
+    fn underscore_form_is_accepted() {
+        assert_eq!(
+            api().lookup("VM_get_record").unwrap().wire_name(),
+            "VM.get_record"
+        );
+        assert_eq!(
+            api().lookup("host_cpu_get_all").unwrap().wire_name(),
+            "host_cpu.get_all"
+        );
+    }
+}
