@@ -17,7 +17,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 fn post(conn: &mut BufReader<TcpStream>, addr: &str, path: &str, body: &str) -> String {
-    let req = format!("POST {path} HTTP/1.1\r\nhost: {addr}\r\ncontent-length: {}\r\n\r\n{body}", body.len());
+    let req = format!(
+        "POST {path} HTTP/1.1\r\nhost: {addr}\r\ncontent-length: {}\r\n\r\n{body}",
+        body.len()
+    );
     conn.get_mut().write_all(req.as_bytes()).unwrap();
     let mut len = 0;
     let mut line = String::new();
@@ -43,38 +46,76 @@ fn main() {
     let exe = std::env::current_exe().unwrap();
     let xapid = exe.parent().unwrap().parent().unwrap().join("xapid");
     let dir = std::env::temp_dir().join(format!("rpc-bench-{}", std::process::id()));
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let addr = format!("127.0.0.1:{port}");
     let mut child = Command::new(&xapid)
-        .args(["--state-dir", dir.to_str().unwrap(), "--listen", "none", "--socket", "none", "--http-listen", &addr])
+        .args([
+            "--state-dir",
+            dir.to_str().unwrap(),
+            "--listen",
+            "none",
+            "--socket",
+            "none",
+            "--http-listen",
+            &addr,
+        ])
         .env("XAPID_ROOT_PASSWORD", "bench")
         .env("RUST_LOG", "warn")
         .stdout(Stdio::null())
         .spawn()
-        .unwrap_or_else(|e| panic!("starting {}: {e} (build it with --release first)", xapid.display()));
+        .unwrap_or_else(|e| {
+            panic!(
+                "starting {}: {e} (build it with --release first)",
+                xapid.display()
+            )
+        });
     let deadline = Instant::now() + Duration::from_secs(20);
     while TcpStream::connect(&addr).is_err() {
         assert!(Instant::now() < deadline, "xapid did not start");
         std::thread::sleep(Duration::from_millis(20));
     }
     let mut c = BufReader::new(TcpStream::connect(&addr).unwrap());
-    let login = post(&mut c, &addr, "/jsonrpc", r#"{"jsonrpc":"2.0","method":"session.login_with_password","params":["root","bench"],"id":1}"#);
-    let result = |answer: &str| -> serde_json::Value { serde_json::from_str::<serde_json::Value>(answer).unwrap()["result"].clone() };
+    let login = post(
+        &mut c,
+        &addr,
+        "/jsonrpc",
+        r#"{"jsonrpc":"2.0","method":"session.login_with_password","params":["root","bench"],"id":1}"#,
+    );
+    let result = |answer: &str| -> serde_json::Value {
+        serde_json::from_str::<serde_json::Value>(answer).unwrap()["result"].clone()
+    };
     let session = result(&login).as_str().unwrap().to_string();
-    let hosts = post(&mut c, &addr, "/jsonrpc", &format!(r#"{{"jsonrpc":"2.0","method":"host.get_all","params":["{session}"],"id":1}}"#));
+    let hosts = post(
+        &mut c,
+        &addr,
+        "/jsonrpc",
+        &format!(r#"{{"jsonrpc":"2.0","method":"host.get_all","params":["{session}"],"id":1}}"#),
+    );
     let host = result(&hosts)[0].as_str().unwrap().to_string();
 
-    let json_body = format!(r#"{{"jsonrpc":"2.0","method":"host.get_record","params":["{session}","{host}"],"id":1}}"#);
+    let json_body = format!(
+        r#"{{"jsonrpc":"2.0","method":"host.get_record","params":["{session}","{host}"],"id":1}}"#
+    );
     let xml_body = format!(
         "<?xml version=\"1.0\"?><methodCall><methodName>host.get_record</methodName><params><param><value>{session}</value></param><param><value>{host}</value></param></params></methodCall>"
     );
-    println!("host.get_record, {connections} keep-alive connections, {seconds} s each, xapid on {addr}");
-    for (name, path, body) in [("JSON-RPC", "/jsonrpc", json_body), ("XML-RPC", "/", xml_body)] {
+    println!(
+        "host.get_record, {connections} keep-alive connections, {seconds} s each, xapid on {addr}"
+    );
+    for (name, path, body) in [
+        ("JSON-RPC", "/jsonrpc", json_body),
+        ("XML-RPC", "/", xml_body),
+    ] {
         let stop = Arc::new(AtomicBool::new(false));
         let count = Arc::new(AtomicU64::new(0));
         let threads: Vec<_> = (0..connections)
             .map(|_| {
-                let (stop, count, addr, body) = (stop.clone(), count.clone(), addr.clone(), body.clone());
+                let (stop, count, addr, body) =
+                    (stop.clone(), count.clone(), addr.clone(), body.clone());
                 std::thread::spawn(move || {
                     let mut c = BufReader::new(TcpStream::connect(&addr).unwrap());
                     c.get_ref().set_nodelay(true).unwrap();
@@ -93,7 +134,10 @@ fn main() {
             t.join().unwrap();
         }
         let n = count.load(Ordering::Relaxed);
-        println!("{name:>9}: {:>8.0} calls/s ({n} calls)", n as f64 / start.elapsed().as_secs_f64());
+        println!(
+            "{name:>9}: {:>8.0} calls/s ({n} calls)",
+            n as f64 / start.elapsed().as_secs_f64()
+        );
     }
     let _ = child.kill();
     let _ = child.wait();
