@@ -216,6 +216,10 @@ pub static EXPLICIT: &[MessageDecl] = &[
         "Create a new VM instance, and return its handle.",
     ),
     msg("VM", "destroy", &[p("self", Ty::Ref("VM"))], None, "Destroy the specified VM.  The VM is completely removed from the system.  This function can only be called when the VM is in the Halted State."),
+    msg("VM", "clean_shutdown", &[p("vm", Ty::Ref("VM"))], None, "Attempt to cleanly shutdown the specified VM. (Note: this may not be supported---e.g. if a guest agent is not installed). This can only be called when the specified VM is in the Running state."),
+    msg("VM", "hard_shutdown", &[p("vm", Ty::Ref("VM"))], None, "Stop executing the specified VM without attempting a clean shutdown."),
+    msg("VM", "clean_reboot", &[p("vm", Ty::Ref("VM"))], None, "Attempt to cleanly shutdown the specified VM (Note: this may not be supported---e.g. if a guest agent is not installed). This can only be called when the specified VM is in the Running state."),
+    msg("VM", "hard_reboot", &[p("vm", Ty::Ref("VM"))], None, "Stop executing the specified VM without attempting a clean shutdown and immediately restart the VM."),
     msg(
         "VM",
         "start",

@@ -65,6 +65,40 @@ impl Tables {
     }
 }
 
+/// Read access shared by the committed tables and a transaction's staged view, so rules such
+/// as memory accounting are written once and hold inside and outside a write.
+pub trait View {
+    /// The record of `class` object `r`.
+    fn record(&self, class: &str, r: &str) -> Option<&Record>;
+    /// The refs of every object of `class`.
+    fn refs(&self, class: &str) -> Vec<String>;
+}
+
+impl View for Tables {
+    fn record(&self, class: &str, r: &str) -> Option<&Record> {
+        self.get(class, r)
+    }
+    fn refs(&self, class: &str) -> Vec<String> {
+        self.all(class).map(|(r, _)| r.clone()).collect()
+    }
+}
+
+impl View for Txn<'_> {
+    fn record(&self, class: &str, r: &str) -> Option<&Record> {
+        self.get(class, r)
+    }
+    fn refs(&self, class: &str) -> Vec<String> {
+        let mut refs = self.base.refs(class);
+        for ((c, r), rec) in &self.staged {
+            if *c == class && rec.is_some() && !refs.contains(r) {
+                refs.push(r.clone());
+            }
+        }
+        refs.retain(|r| self.get(class, r).is_some());
+        refs
+    }
+}
+
 /// The pool database: read with [`Database::read`], change with [`Database::write`].
 pub struct Database {
     tables: RwLock<Tables>,

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use super::generic::set_field;
-use super::{auth, now_ms, Server, Transport};
+use super::{auth, now_ms, vm, Server, Transport};
 use crate::model::classes::{HOST, POOL, VM};
 use crate::model::errors::code;
 use crate::model::messages::MessageDecl;
@@ -183,23 +183,23 @@ pub async fn call(
         }
 
         // ---- VMs ----
-        ("VM", "start" | "start_on") => {
-            let vm = str_arg(&args, 0);
-            let t = server.db.read();
-            let rec = t
-                .get(VM.name, &vm)
-                .ok_or_else(|| ApiError::handle_invalid(VM.name, &vm))?;
-            let state = rec
-                .get("power_state")
-                .and_then(Value::as_str)
-                .unwrap_or("Halted");
-            if state != "Halted" {
-                return Err(ApiError::new(
-                    "VM_BAD_POWER_STATE",
-                    [vm.as_str(), "halted", &state.to_lowercase()],
-                ));
-            }
-            Err(not_implemented(decl))
+        ("VM", "start") => vm::start(
+            server,
+            &str_arg(&args, 0),
+            None,
+            args[1].as_bool().unwrap_or(false),
+        ),
+        ("VM", "start_on") => vm::start(
+            server,
+            &str_arg(&args, 0),
+            Some(&str_arg(&args, 1)),
+            args[2].as_bool().unwrap_or(false),
+        ),
+        ("VM", "clean_shutdown" | "hard_shutdown") => {
+            vm::shutdown(server, &str_arg(&args, 0), decl.name == "hard_shutdown")
+        }
+        ("VM", "clean_reboot" | "hard_reboot") => {
+            vm::reboot(server, &str_arg(&args, 0), decl.name == "hard_reboot")
         }
         ("VM", "create") => {
             // Like xapi's generated constructor: read-write fields come from the record,
