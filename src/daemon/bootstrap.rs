@@ -223,7 +223,7 @@ pub fn ensure_root_password(server: &Server, config: &Config) -> Result<(), Daem
         tracing::warn!(path = %path.display(), "generated a root password and wrote it here (mode 0600)");
         generated
     };
-    auth::set_password(server, "root", &password)?;
+    auth::set_password(server, "root", &password, crate::model::Role::PoolAdmin)?;
     Ok(())
 }
 
