@@ -8,29 +8,37 @@
 
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
-use std::path::Path;
 
 use super::{io, Config, DaemonError};
-use crate::host::{self, cpuinfo};
+use crate::host::{self, cpuinfo, inventory};
 use crate::model::classes::{HOST, HOST_CPU, HOST_METRICS, POOL};
 use crate::model::{ApiError, Value};
 use crate::pool::{Database, Txn};
 use crate::server::{auth, now_datetime, vm, Server};
 
-const INVENTORY: &str = "inventory";
-
 /// Make sure this host, its CPUs and metrics, and the pool exist and are current; return the
 /// host's ref.
 pub fn ensure(db: &Database, config: &Config) -> Result<String, DaemonError> {
-    let host_uuid = match read_inventory(&config.state_dir)? {
-        Some(uuid) => uuid,
+    let host_uuid = match inventory::read(&config.state_dir).map_err(io("reading the inventory"))? {
+        Some(inv) => inv.installation_uuid,
         None => {
             let uuid = uuid::Uuid::new_v4().to_string();
-            write_inventory(&config.state_dir, &uuid)?;
+            let inv = inventory::Inventory {
+                installation_uuid: uuid.clone(),
+                master_address: None,
+            };
+            inventory::write(&config.state_dir, &inv).map_err(io("writing the inventory"))?;
             uuid
         }
     };
-    let cpus = cpuinfo::read_local().map_err(io("reading /proc/cpuinfo"))?;
+    let cpus = match &config.cpuinfo_file {
+        Some(path) => {
+            let text =
+                std::fs::read_to_string(path).map_err(io(format!("reading {}", path.display())))?;
+            cpuinfo::parse_cpuinfo(&text)
+        }
+        None => cpuinfo::read_local().map_err(io("reading /proc/cpuinfo"))?,
+    };
     let memory_total = match config.memory_total {
         Some(m) => m,
         None => host::meminfo::read_local_total().map_err(io("reading /proc/meminfo"))?,
@@ -227,28 +235,18 @@ pub fn ensure_root_password(server: &Server, config: &Config) -> Result<(), Daem
     Ok(())
 }
 
-fn read_inventory(dir: &Path) -> Result<Option<String>, DaemonError> {
-    let path = dir.join(INVENTORY);
-    match std::fs::read_to_string(&path) {
-        Ok(text) => text
-            .lines()
-            .find_map(|l| l.strip_prefix("INSTALLATION_UUID="))
-            .map(|v| Some(v.trim_matches('\'').to_string()))
-            .ok_or_else(|| {
-                DaemonError::Config(format!("{} has no INSTALLATION_UUID", path.display()))
-            }),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(io(format!("reading {}", path.display()))(e)),
+/// The pool secret, created with the pool on a master's first start.
+pub fn ensure_pool_secret(config: &Config) -> Result<String, DaemonError> {
+    if let Some(s) =
+        inventory::read_secret(&config.state_dir).map_err(io("reading the pool secret"))?
+    {
+        return Ok(s);
     }
-}
-
-/// Written to a temporary file and renamed, so a crash leaves either no inventory or a whole one.
-fn write_inventory(dir: &Path, uuid: &str) -> Result<(), DaemonError> {
-    let path = dir.join(INVENTORY);
-    let tmp = dir.join(format!("{INVENTORY}.tmp"));
-    let mut f = std::fs::File::create(&tmp).map_err(io(format!("writing {}", tmp.display())))?;
-    writeln!(f, "INSTALLATION_UUID='{uuid}'").map_err(io(format!("writing {}", tmp.display())))?;
-    f.sync_all()
-        .map_err(io(format!("syncing {}", tmp.display())))?;
-    std::fs::rename(&tmp, &path).map_err(io(format!("renaming {}", tmp.display())))
+    let secret = format!(
+        "{}{}",
+        uuid::Uuid::new_v4().simple(),
+        uuid::Uuid::new_v4().simple()
+    );
+    inventory::write_secret(&config.state_dir, &secret).map_err(io("writing the pool secret"))?;
+    Ok(secret)
 }

@@ -11,6 +11,9 @@
 //! address = "192.0.2.10"        # what other hosts and clients use to reach this one
 //! name_label = "host1"
 //! auth_failure_delay_ms = 5000
+//! pool_scheme = "https"         # how pool hosts reach each other
+//! pool_port = 443               # the API port of every pool host
+//! cpuinfo_file = "/tmp/amd.txt" # pretend to have these CPUs (labs)
 //! ```
 
 use std::net::SocketAddr;
@@ -47,6 +50,12 @@ pub struct Config {
     pub name_label: Option<String>,
     /// Delay before answering a failed login.
     pub auth_failure_delay: Duration,
+    /// How other pool hosts are reached: `https` (default) or `http` (labs).
+    pub pool_scheme: String,
+    /// The port other pool hosts serve the API on (default 443).
+    pub pool_port: u16,
+    /// Read CPUs from this file instead of /proc/cpuinfo (labs that pretend to other CPUs).
+    pub cpuinfo_file: Option<PathBuf>,
 }
 
 /// The TOML file's shape: every key optional, unknown keys refused.
@@ -63,6 +72,9 @@ struct FileConfig {
     address: Option<String>,
     name_label: Option<String>,
     auth_failure_delay_ms: Option<u64>,
+    pool_scheme: Option<String>,
+    pool_port: Option<u16>,
+    cpuinfo_file: Option<PathBuf>,
 }
 
 /// Defaults, as on a XenServer host.
@@ -134,6 +146,21 @@ pub fn command() -> Command {
             "MS",
             "delay before answering a failed login [default: 5000]",
         ))
+        .arg(opt(
+            "pool-scheme",
+            "SCHEME",
+            "how pool hosts reach each other: https or http [default: https]",
+        ))
+        .arg(opt(
+            "pool-port",
+            "PORT",
+            "the API port of every pool host [default: 443]",
+        ))
+        .arg(opt(
+            "cpuinfo",
+            "FILE",
+            "read CPUs from FILE instead of /proc/cpuinfo (labs)",
+        ))
 }
 
 impl Config {
@@ -203,6 +230,22 @@ impl Config {
             address: flag("address").or(file.address),
             name_label: flag("name-label").or(file.name_label),
             auth_failure_delay: Duration::from_millis(delay_ms),
+            pool_scheme: match flag("pool-scheme").or(file.pool_scheme).as_deref() {
+                None | Some("https") => "https".to_string(),
+                Some("http") => "http".to_string(),
+                Some(other) => {
+                    return Err(DaemonError::Config(format!(
+                        "pool-scheme: '{other}' is not http or https"
+                    )))
+                }
+            },
+            pool_port: match flag("pool-port") {
+                Some(p) => p
+                    .parse()
+                    .map_err(|_| DaemonError::Config(format!("pool-port: '{p}' is not a port")))?,
+                None => file.pool_port.unwrap_or(443),
+            },
+            cpuinfo_file: flag("cpuinfo").map(PathBuf::from).or(file.cpuinfo_file),
         })
     }
 }

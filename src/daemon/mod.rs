@@ -12,7 +12,13 @@ use std::time::Duration;
 
 pub use config::Config;
 
+/// How long one intra-pool call may take before the peer counts as unreachable.
+const PEER_TIMEOUT: Duration = Duration::from_secs(3);
+
+use crate::host::inventory;
 use crate::pool::{Database, StoreError};
+use crate::server::membership::{self, Membership, PoolRole};
+use crate::server::peer::Peers;
 use crate::server::{http, Server, ServerConfig, Transport};
 
 /// Why the daemon could not start or keep running.
@@ -51,17 +57,59 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
     let db = Database::open(&config.state_dir.join("pool.db"))?;
     let server_config = ServerConfig {
         auth_failure_delay: config.auth_failure_delay,
+        state_dir: Some(config.state_dir.clone()),
     };
-    let this_host = bootstrap::ensure(&db, &config)?;
-    let server = Arc::new(Server::new(db, this_host, server_config));
-    bootstrap::ensure_root_password(&server, &config)?;
-    let halted = crate::server::vm::reset_after_restart(&server)?;
-    if halted > 0 {
-        tracing::warn!(
-            halted,
-            "VMs recorded as running here died with the previous daemon; marked halted"
-        );
-    }
+    let peers = Peers::new(&config.pool_scheme, config.pool_port, PEER_TIMEOUT);
+    let inventory = inventory::read(&config.state_dir).map_err(io("reading the inventory"))?;
+    let server = match inventory.as_ref().and_then(|i| i.master_address.clone()) {
+        // A member changes nothing locally: the master owns the database and brings this copy
+        // up to date when it sees the member again.
+        Some(master) => {
+            let uuid = &inventory.as_ref().expect("checked").installation_uuid;
+            let this_host = db
+                .read()
+                .by_uuid(uuid)
+                .map(|(_, r)| r.to_string())
+                .ok_or_else(|| {
+                    DaemonError::Config(format!(
+                        "host {uuid} is not in this member's copy of the database"
+                    ))
+                })?;
+            let secret = inventory::read_secret(&config.state_dir)
+                .map_err(io("reading the pool secret"))?
+                .ok_or_else(|| DaemonError::Config("a pool member without a pool secret".into()))?;
+            let generation = db.read().generation();
+            let membership = Membership::new(
+                PoolRole::Member {
+                    master: master.clone(),
+                },
+                secret,
+                1,
+                peers,
+                generation,
+            );
+            tracing::info!(%master, "starting as a pool member");
+            Arc::new(Server::new(db, this_host, server_config, membership))
+        }
+        None => {
+            let this_host = bootstrap::ensure(&db, &config)?;
+            let secret = bootstrap::ensure_pool_secret(&config)?;
+            let generation = db.read().generation();
+            let membership = Membership::new(PoolRole::Master, secret, 1, peers, generation);
+            let server = Arc::new(Server::new(db, this_host, server_config, membership));
+            bootstrap::ensure_root_password(&server, &config)?;
+            let halted = crate::server::vm::reset_after_restart(&server)?;
+            if halted > 0 {
+                tracing::warn!(
+                    halted,
+                    "VMs recorded as running here died with the previous daemon; marked halted"
+                );
+            }
+            server
+        }
+    };
+    server.db.set_observer(server.membership.observer());
+    membership::spawn(server.clone());
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let mut tasks = Vec::new();

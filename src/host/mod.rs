@@ -5,6 +5,7 @@
 
 pub mod cpuinfo;
 pub mod domain;
+pub mod inventory;
 pub mod meminfo;
 
 pub use cpuinfo::{parse_cpuinfo, Cpu, CpuSummary};

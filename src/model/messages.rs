@@ -97,6 +97,26 @@ const fn login(name: &'static str, params: &'static [ParamDecl], doc: &'static s
     }
 }
 
+/// A pool-internal message: authenticated by the pool secret (its first parameter) instead of
+/// a session, never shown by `xe`.
+const fn internal(
+    class: &'static str,
+    name: &'static str,
+    params: &'static [ParamDecl],
+    result: Option<Ty>,
+    doc: &'static str,
+) -> MessageDecl {
+    MessageDecl {
+        class,
+        name,
+        params,
+        result,
+        session: false,
+        doc,
+        role: Role::PoolAdmin,
+    }
+}
+
 const SS_MAP: Ty = Ty::Map(&Ty::String, &Ty::String);
 
 /// The explicit messages.
@@ -221,6 +241,65 @@ pub static EXPLICIT: &[MessageDecl] = &[
         None,
         "Migrate all VMs off of this host, where possible.",
     ).role(Role::PoolOperator),
+    msg(
+        "pool",
+        "join",
+        &[p("master_address", Ty::String), p("master_username", Ty::String), p("master_password", Ty::String)],
+        None,
+        "Instruct host to join a new pool",
+    )
+    .role(Role::PoolAdmin),
+    msg(
+        "pool",
+        "join_force",
+        &[p("master_address", Ty::String), p("master_username", Ty::String), p("master_password", Ty::String)],
+        None,
+        "Instruct host to join a new pool",
+    )
+    .role(Role::PoolAdmin),
+    msg(
+        "host",
+        "get_local_database_generation",
+        &[],
+        Some(Ty::Int),
+        "How many writes this host's copy of the pool database has applied (an extension, answered locally).",
+    )
+    .role(Role::ReadOnly),
+    msg(
+        "pool",
+        "internal_add_host",
+        &[p("host_info", Ty::String), p("force", Ty::Bool)],
+        Some(Ty::String),
+        "Pool-internal: add a joining host to this master's pool and return the pool's state.",
+    ),
+    internal(
+        "pool",
+        "internal_member_ready",
+        &[p("secret", Ty::String), p("host", Ty::Ref("host"))],
+        None,
+        "Pool-internal: a joined member has loaded the pool's state; bring it up to date.",
+    ),
+    internal(
+        "pool",
+        "internal_replicate",
+        &[p("secret", Ty::String), p("epoch", Ty::Int), p("changes", Ty::String)],
+        None,
+        "Pool-internal: apply one committed write of the master.",
+    ),
+    internal(
+        "pool",
+        "internal_restore",
+        &[p("secret", Ty::String), p("epoch", Ty::Int), p("dump", Ty::String)],
+        None,
+        "Pool-internal: replace this member's copy of the database with the master's.",
+    ),
+    internal(
+        "pool",
+        "internal_ping",
+        &[p("secret", Ty::String)],
+        Some(Ty::Int),
+        "Pool-internal: answer with this member's database generation.",
+    ),
     msg(
         "user",
         "create_local",

@@ -5,8 +5,9 @@ use std::path::Path;
 use std::sync::{Mutex, RwLock, RwLockReadGuard};
 
 use indexmap::IndexMap;
+use serde::{Deserialize, Serialize};
 
-use super::store::{Change, Store, StoreError};
+use super::store::{Store, StoreError};
 use crate::model::{self, ApiError, ClassDecl, Record, Value};
 
 /// The current state of every object, indexed by class and ref, and by UUID.
@@ -47,6 +48,29 @@ impl Tables {
     /// How many persistent writes have been committed.
     pub fn generation(&self) -> u64 {
         self.generation
+    }
+
+    /// Store or delete one object (objects of unknown classes are ignored).
+    fn put(&mut self, class: &str, r: String, record: Option<Record>) {
+        let Some(c) = model::class(class) else { return };
+        self.remove(c.name, &r);
+        if let Some(record) = record {
+            self.insert(c.name, r, record);
+        }
+    }
+
+    /// Apply a committed change and take its generation.
+    fn apply(&mut self, changes: &ChangeSet) {
+        for (class, r, rec) in &changes.objects {
+            self.put(class, r.clone(), rec.clone());
+        }
+        for (user, json) in &changes.credentials {
+            match json {
+                Some(json) => self.credentials.insert(user.clone(), json.clone()),
+                None => self.credentials.remove(user),
+            };
+        }
+        self.generation = changes.generation;
     }
 
     fn insert(&mut self, class: &'static str, r: String, record: Record) {
@@ -99,6 +123,47 @@ impl View for Txn<'_> {
     }
 }
 
+/// One committed write's persistent changes, as replication carries them to pool members.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ChangeSet {
+    /// The generation this write created.
+    pub generation: u64,
+    /// `(class, ref, new record or None for a deletion)`.
+    pub objects: Vec<(String, String, Option<Record>)>,
+    /// `(user, credential or None for a deletion)`.
+    pub credentials: Vec<(String, Option<Vec<u8>>)>,
+}
+
+/// Every persistent object and credential at one generation: what a joining or returning
+/// member loads.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Dump {
+    /// The generation of this state.
+    pub generation: u64,
+    /// `(class, ref, record)`.
+    pub objects: Vec<(String, String, Record)>,
+    /// `(user, credential)`.
+    pub credentials: Vec<(String, Vec<u8>)>,
+}
+
+/// Why a replicated change was not applied.
+#[derive(Debug, thiserror::Error)]
+pub enum ReplicaError {
+    /// The change does not follow this replica's generation: a full copy is needed.
+    #[error("replica has generation {have}, change is {got}")]
+    Gap {
+        /// What this replica has.
+        have: u64,
+        /// What arrived.
+        got: u64,
+    },
+    /// The store refused.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+type Observer = Box<dyn Fn(ChangeSet) + Send + Sync>;
+
 /// The pool database: read with [`Database::read`], change with [`Database::write`].
 pub struct Database {
     tables: RwLock<Tables>,
@@ -106,6 +171,8 @@ pub struct Database {
     /// not while it is being made durable.
     writer: Mutex<()>,
     store: Option<Store>,
+    /// Told of every committed persistent change, in generation order (replication).
+    observer: RwLock<Option<Observer>>,
 }
 
 impl Database {
@@ -127,6 +194,7 @@ impl Database {
             tables: RwLock::new(tables),
             writer: Mutex::new(()),
             store: Some(store),
+            observer: RwLock::new(None),
         })
     }
 
@@ -136,6 +204,7 @@ impl Database {
             tables: RwLock::new(Tables::default()),
             writer: Mutex::new(()),
             store: None,
+            observer: RwLock::new(None),
         }
     }
 
@@ -145,7 +214,7 @@ impl Database {
     }
 
     /// Run `f` against a staging transaction; if it succeeds, make its changes durable and then
-    /// visible. If `f` fails, or the commit fails, nothing changes.
+    /// visible, and tell the observer. If `f` fails, or the commit fails, nothing changes.
     pub fn write<T>(
         &self,
         f: impl FnOnce(&mut Txn<'_>) -> Result<T, ApiError>,
@@ -161,47 +230,119 @@ impl Database {
             let result = f(&mut txn)?;
             (result, txn.staged, txn.credentials)
         };
-        if staged.is_empty() && credentials.is_empty() {
-            return Ok(result);
-        }
-        let persistent: Vec<Change<'_>> = staged
-            .iter()
-            .filter(|((class, _), _)| model::class(class).is_some_and(|c| c.persistent))
-            .map(|((class, r), rec)| match rec {
-                Some(record) => Change::Put {
-                    class,
-                    r#ref: r,
-                    record,
-                },
-                None => Change::Delete { class, r#ref: r },
-            })
-            .chain(credentials.iter().map(|(user, json)| Change::Credential {
-                user,
-                json: json.as_deref(),
-            }))
-            .collect();
-        let generation = self.read().generation + u64::from(!persistent.is_empty());
-        if let (Some(store), false) = (&self.store, persistent.is_empty()) {
-            store
-                .commit(&persistent, generation)
-                .map_err(ApiError::internal)?;
-        }
-        drop(persistent);
-        let mut tables = self.tables.write().unwrap_or_else(|e| e.into_inner());
-        tables.generation = generation;
-        for ((class, r), record) in staged {
-            tables.remove(class, &r);
-            if let Some(record) = record {
-                tables.insert(class, r, record);
+        let (persistent, volatile): (Vec<_>, Vec<_>) = staged
+            .into_iter()
+            .map(|((class, r), rec)| (class.to_string(), r, rec))
+            .partition(|(class, _, _)| model::class(class).is_some_and(|c| c.persistent));
+        let changes = ChangeSet {
+            generation: self.read().generation + 1,
+            objects: persistent,
+            credentials,
+        };
+        let durable = !changes.objects.is_empty() || !changes.credentials.is_empty();
+        if durable {
+            if let Some(store) = &self.store {
+                store.commit(&changes).map_err(ApiError::internal)?;
             }
         }
-        for (user, json) in credentials {
-            match json {
-                Some(json) => tables.credentials.insert(user, json),
-                None => tables.credentials.remove(&user),
-            };
+        let mut tables = self.tables.write().unwrap_or_else(|e| e.into_inner());
+        for (class, r, rec) in volatile {
+            tables.put(&class, r, rec);
+        }
+        if durable {
+            tables.apply(&changes);
+            drop(tables);
+            if let Some(observe) = &*self.observer.read().unwrap_or_else(|e| e.into_inner()) {
+                observe(changes);
+            }
         }
         Ok(result)
+    }
+
+    /// Be told of every committed persistent change, in order, from now on.
+    pub fn set_observer(&self, observer: impl Fn(ChangeSet) + Send + Sync + 'static) {
+        *self.observer.write().unwrap_or_else(|e| e.into_inner()) = Some(Box::new(observer));
+    }
+
+    /// Apply a change replicated from the master. It must be the next generation; one already
+    /// applied is acknowledged again without effect (the master may resend after a timeout).
+    pub fn apply_replica(&self, changes: &ChangeSet) -> Result<(), ReplicaError> {
+        let _writer = self.writer.lock().unwrap_or_else(|e| e.into_inner());
+        let have = self.read().generation;
+        if changes.generation <= have {
+            return Ok(());
+        }
+        if changes.generation != have + 1 {
+            return Err(ReplicaError::Gap {
+                have,
+                got: changes.generation,
+            });
+        }
+        if let Some(store) = &self.store {
+            store.commit(changes)?;
+        }
+        self.tables
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .apply(changes);
+        Ok(())
+    }
+
+    /// Every persistent object and credential, at the current generation.
+    pub fn dump(&self) -> Dump {
+        let _writer = self.writer.lock().unwrap_or_else(|e| e.into_inner());
+        let t = self.read();
+        let objects = t
+            .classes
+            .iter()
+            .filter(|(class, _)| model::class(class).is_some_and(|c| c.persistent))
+            .flat_map(|(class, objs)| {
+                objs.iter()
+                    .map(move |(r, rec)| (class.to_string(), r.clone(), rec.clone()))
+            })
+            .collect();
+        let credentials = t
+            .credentials
+            .iter()
+            .map(|(u, c)| (u.clone(), c.clone()))
+            .collect();
+        Dump {
+            generation: t.generation,
+            objects,
+            credentials,
+        }
+    }
+
+    /// Replace every persistent object and credential with `dump` (a member catching up).
+    /// Volatile objects (this host's own sessions) are kept.
+    pub fn restore(&self, dump: &Dump) -> Result<(), StoreError> {
+        let _writer = self.writer.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(store) = &self.store {
+            store.replace_all(dump)?;
+        }
+        let mut t = self.tables.write().unwrap_or_else(|e| e.into_inner());
+        let persistent: Vec<&'static str> = t
+            .classes
+            .keys()
+            .copied()
+            .filter(|c| model::class(c).is_some_and(|d| d.persistent))
+            .collect();
+        for class in persistent {
+            for r in t
+                .classes
+                .get(class)
+                .map(|o| o.keys().cloned().collect::<Vec<_>>())
+                .unwrap_or_default()
+            {
+                t.remove(class, &r);
+            }
+        }
+        for (class, r, rec) in &dump.objects {
+            t.put(class, r.clone(), Some(rec.clone()));
+        }
+        t.credentials = dump.credentials.iter().cloned().collect();
+        t.generation = dump.generation;
+        Ok(())
     }
 }
 
@@ -250,6 +391,13 @@ impl Txn<'_> {
         let r = model::new_ref();
         self.staged.insert((class.name, r.clone()), Some(record));
         r
+    }
+
+    /// Store a whole record under a given ref, creating or replacing the object (a host joining
+    /// the pool keeps the refs it had).
+    pub fn put(&mut self, class: &'static ClassDecl, r: &str, record: Record) {
+        self.staged
+            .insert((class.name, r.to_string()), Some(record));
     }
 
     /// Set one field of an existing object.
@@ -351,5 +499,67 @@ mod tests {
         let h = db.write(|t| Ok(t.create(&HOST, []))).unwrap();
         db.write(|t| t.delete(&HOST, &h)).unwrap();
         assert!(db.read().get("host", &h).is_none());
+    }
+
+    #[test]
+    fn replicas_follow_the_observed_changes_and_catch_up_from_a_dump() {
+        use std::sync::{Arc, Mutex as StdMutex};
+        let dir = tempfile::tempdir().unwrap();
+        let master = Database::open(&dir.path().join("m.db")).unwrap();
+        let seen = Arc::new(StdMutex::new(Vec::new()));
+        let sink = seen.clone();
+        master.set_observer(move |c| sink.lock().unwrap().push(c));
+        let vm = master
+            .write(|t| Ok(t.create(&VM, [("name_label", Value::str("a"))])))
+            .unwrap();
+        master.write(|t| Ok(t.create(&SESSION, []))).unwrap(); // volatile: not replicated
+        master
+            .write(|t| t.set(&VM, &vm, "order", Value::Int(5)))
+            .unwrap();
+        master
+            .write(|t| {
+                t.set_credential("u", b"{}".to_vec());
+                Ok(())
+            })
+            .unwrap();
+        let changes = seen.lock().unwrap().clone();
+        assert_eq!(
+            changes.iter().map(|c| c.generation).collect::<Vec<_>>(),
+            [1, 2, 3]
+        );
+
+        let replica = Database::open(&dir.path().join("r.db")).unwrap();
+        // Out of order is refused, in order is applied, a repeat is harmless.
+        assert!(matches!(
+            replica.apply_replica(&changes[1]),
+            Err(ReplicaError::Gap { have: 0, got: 2 })
+        ));
+        for c in &changes {
+            replica.apply_replica(c).unwrap();
+        }
+        replica.apply_replica(&changes[0]).unwrap();
+        assert_eq!(replica.read().generation(), 3);
+        assert_eq!(
+            replica.read().field("VM", &vm, "order"),
+            Some(&Value::Int(5))
+        );
+        assert_eq!(replica.read().credential("u"), Some(&b"{}"[..]));
+        assert_eq!(replica.read().all("session").count(), 0);
+
+        // A late replica loads a dump, which survives a reopen.
+        let path = dir.path().join("late.db");
+        {
+            let late = Database::open(&path).unwrap();
+            late.write(|t| Ok(t.create(&HOST, []))).unwrap(); // its own old pool, to be replaced
+            late.restore(&master.dump()).unwrap();
+        }
+        let late = Database::open(&path).unwrap();
+        assert_eq!(late.read().generation(), 3);
+        assert_eq!(late.read().all("host").count(), 0);
+        assert_eq!(
+            late.read().field("VM", &vm, "name_label"),
+            Some(&Value::str("a"))
+        );
+        assert_eq!(late.read().credential("u"), Some(&b"{}"[..]));
     }
 }

@@ -12,5 +12,5 @@
 mod db;
 mod store;
 
-pub use db::{Database, Tables, Txn, View};
+pub use db::{ChangeSet, Database, Dump, ReplicaError, Tables, Txn, View};
 pub use store::StoreError;

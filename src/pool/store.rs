@@ -5,6 +5,7 @@ use std::path::Path;
 
 use redb::{ReadableDatabase, ReadableTable, TableDefinition};
 
+use super::db::{ChangeSet, Dump};
 use crate::model::Record;
 
 /// `"<class>/<ref>"` -> JSON of the record.
@@ -46,23 +47,6 @@ from_redb!(
     redb::StorageError,
     redb::CommitError
 );
-
-/// One change to persist.
-pub(crate) enum Change<'a> {
-    Put {
-        class: &'a str,
-        r#ref: &'a str,
-        record: &'a Record,
-    },
-    Delete {
-        class: &'a str,
-        r#ref: &'a str,
-    },
-    Credential {
-        user: &'a str,
-        json: Option<&'a [u8]>,
-    },
-}
 
 /// Everything loaded at start-up.
 pub(crate) struct Loaded {
@@ -119,37 +103,57 @@ impl Store {
         ))
     }
 
-    /// Commit `changes` and the new generation atomically.
-    pub fn commit(&self, changes: &[Change<'_>], generation: u64) -> Result<(), StoreError> {
+    /// Commit one write's changes and its generation atomically.
+    pub fn commit(&self, changes: &ChangeSet) -> Result<(), StoreError> {
         let w = self.db.begin_write()?;
         {
             let mut objects = w.open_table(OBJECTS)?;
             let mut auth = w.open_table(AUTH)?;
-            for c in changes {
-                match c {
-                    Change::Put {
-                        class,
-                        r#ref,
-                        record,
-                    } => {
+            for (class, r, rec) in &changes.objects {
+                let key = format!("{class}/{r}");
+                match rec {
+                    Some(record) => {
                         let bytes = serde_json::to_vec(record).expect("records always serialise");
-                        objects.insert(format!("{class}/{ref}").as_str(), bytes.as_slice())?;
+                        objects.insert(key.as_str(), bytes.as_slice())?;
                     }
-                    Change::Delete { class, r#ref } => {
-                        objects.remove(format!("{class}/{ref}").as_str())?;
-                    }
-                    Change::Credential {
-                        user,
-                        json: Some(json),
-                    } => {
-                        auth.insert(*user, *json)?;
-                    }
-                    Change::Credential { user, json: None } => {
-                        auth.remove(*user)?;
+                    None => {
+                        objects.remove(key.as_str())?;
                     }
                 }
             }
-            w.open_table(META)?.insert("generation", generation)?;
+            for (user, json) in &changes.credentials {
+                match json {
+                    Some(json) => {
+                        auth.insert(user.as_str(), json.as_slice())?;
+                    }
+                    None => {
+                        auth.remove(user.as_str())?;
+                    }
+                }
+            }
+            w.open_table(META)?
+                .insert("generation", changes.generation)?;
+        }
+        w.commit()?;
+        Ok(())
+    }
+
+    /// Replace every object and credential with a dump, atomically.
+    pub fn replace_all(&self, dump: &Dump) -> Result<(), StoreError> {
+        let w = self.db.begin_write()?;
+        w.delete_table(OBJECTS)?;
+        w.delete_table(AUTH)?;
+        {
+            let mut objects = w.open_table(OBJECTS)?;
+            for (class, r, record) in &dump.objects {
+                let bytes = serde_json::to_vec(record).expect("records always serialise");
+                objects.insert(format!("{class}/{r}").as_str(), bytes.as_slice())?;
+            }
+            let mut auth = w.open_table(AUTH)?;
+            for (user, json) in &dump.credentials {
+                auth.insert(user.as_str(), json.as_slice())?;
+            }
+            w.open_table(META)?.insert("generation", dump.generation)?;
         }
         w.commit()?;
         Ok(())

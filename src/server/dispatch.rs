@@ -5,7 +5,9 @@
 
 use std::sync::Arc;
 
+use super::membership::PoolRole;
 use super::{auth, explicit, generic, Server, Transport};
+use crate::model::errors::code;
 use crate::model::{api, roles, ApiError, Kind, Value};
 
 /// Run one API call.
@@ -20,6 +22,12 @@ pub async fn call(
     let msg = api()
         .lookup(method)
         .ok_or_else(|| ApiError::method_unknown(method))?;
+    if let PoolRole::Member { master } = server.membership.role() {
+        if !runs_on_members(method) {
+            // Over the local socket the HTTP layer forwards to the master before we get here.
+            return Err(ApiError::new(code::HOST_IS_SLAVE, [master]));
+        }
+    }
     let received = params.len() as i64 - i64::from(msg.session);
     let required = msg.required_params();
     if received < required as i64 || received > msg.params.len() as i64 {
@@ -68,8 +76,26 @@ pub async fn call(
         }
         kind => generic::call(server, msg, kind, args),
     };
+    // Acknowledge only once every write so far is on every reachable member.
+    let generation = server.db.read().generation();
+    server.membership.wait_replicated(generation).await;
     if let Err(e) = &outcome {
         tracing::debug!(method, error = %e, "call failed");
     }
     outcome
+}
+
+/// The calls a pool member answers itself instead of sending callers to the master: xapi's
+/// emergency calls, the pool-internal calls, and local queries.
+pub fn runs_on_members(method: &str) -> bool {
+    matches!(
+        method,
+        "session.slave_local_login_with_password"
+            | "session.local_logout"
+            | "pool.emergency_transition_to_master"
+            | "pool.emergency_reset_master"
+            | "host.emergency_ha_disable"
+            | "host.is_in_emergency_mode"
+            | "host.get_local_database_generation"
+    ) || method.starts_with("pool.internal_")
 }

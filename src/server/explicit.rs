@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use super::generic::set_field;
-use super::{auth, now_ms, vm, Server, Transport};
+use super::{auth, membership, now_ms, vm, Server, Transport};
 use crate::model::classes::{HOST, POOL, USER, VM};
 use crate::model::errors::code;
 use crate::model::messages::MessageDecl;
@@ -201,6 +201,43 @@ pub async fn call(
         ("VM", "clean_reboot" | "hard_reboot") => {
             vm::reboot(server, &str_arg(&args, 0), decl.name == "hard_reboot")
         }
+        // ---- pool membership ----
+        ("pool", "join" | "join_force") => {
+            let force = decl.name == "join_force";
+            membership::join(
+                server,
+                &str_arg(&args, 0),
+                &str_arg(&args, 1),
+                &str_arg(&args, 2),
+                force,
+            )
+            .await
+        }
+        ("pool", "internal_add_host") => membership::add_host(
+            server,
+            &str_arg(&args, 0),
+            args[1].as_bool().unwrap_or(false),
+        ),
+        ("pool", "internal_member_ready") => {
+            membership::member_ready(server, &str_arg(&args, 0), &str_arg(&args, 1)).await
+        }
+        ("pool", "internal_replicate") => membership::apply_replica(
+            server,
+            &str_arg(&args, 0),
+            args[1].as_int().unwrap_or(0),
+            &str_arg(&args, 2),
+        ),
+        ("pool", "internal_restore") => membership::restore(
+            server,
+            &str_arg(&args, 0),
+            args[1].as_int().unwrap_or(0),
+            &str_arg(&args, 2),
+        ),
+        ("pool", "internal_ping") => membership::ping(server, &str_arg(&args, 0)),
+        ("host", "get_local_database_generation") => {
+            Ok(Value::Int(server.db.read().generation() as i64))
+        }
+
         // ---- local users (an extension: xapi delegates users to PAM and AD) ----
         ("user", "create_local") => {
             let (name, password, role) = (str_arg(&args, 0), str_arg(&args, 1), str_arg(&args, 2));

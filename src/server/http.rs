@@ -6,12 +6,15 @@ use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, State};
-use axum::http::{header, HeaderValue, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::Router;
 
+use super::membership::PoolRole;
+use super::peer::FORWARDED_HEADER;
 use super::{dispatch, Server, Transport};
+use crate::model::ApiError;
 use crate::wire::{jsonrpc, xmlrpc, WireError};
 
 /// The largest request body accepted. API requests are small; this bounds what one caller can
@@ -34,24 +37,96 @@ pub fn router(server: Arc<Server>, transport: Transport) -> Router {
         .with_state(Endpoint { server, transport })
 }
 
-async fn xml(State(ep): State<Endpoint>, body: Bytes) -> Response {
+async fn xml(State(ep): State<Endpoint>, headers: HeaderMap, body: Bytes) -> Response {
     let call = match xmlrpc::parse_call(&body) {
         Ok(c) => c,
         Err(e) => return malformed("Xmlrpc.Parse_error", &e),
     };
-    let outcome = dispatch::call(&ep.server, ep.transport, &call.method, call.params).await;
+    let transport = transport_of(&ep, &headers);
+    let on_error = |e| respond("text/xml", xmlrpc::encode_response(&Err(e)));
+    if let Some(r) = forward_if_member(&ep, transport, &call.method, "/", body, on_error).await {
+        return r;
+    }
+    let outcome = dispatch::call(&ep.server, transport, &call.method, call.params).await;
     respond("text/xml", xmlrpc::encode_response(&outcome))
 }
 
-async fn json(State(ep): State<Endpoint>, body: Bytes) -> Response {
+async fn json(State(ep): State<Endpoint>, headers: HeaderMap, body: Bytes) -> Response {
     let call = match jsonrpc::parse_call(&body) {
         Ok(c) => c,
         Err(e) => return malformed("Jsonrpc.Malformed_method_request", &e),
     };
-    let outcome = dispatch::call(&ep.server, ep.transport, &call.method, call.params).await;
+    let transport = transport_of(&ep, &headers);
+    let (version, id) = (call.version, call.id.clone());
+    let on_error = move |e| {
+        respond(
+            "application/json",
+            jsonrpc::encode_response(version, &id, &Err(e)),
+        )
+    };
+    if let Some(r) =
+        forward_if_member(&ep, transport, &call.method, "/jsonrpc", body, on_error).await
+    {
+        return r;
+    }
+    let outcome = dispatch::call(&ep.server, transport, &call.method, call.params).await;
     respond(
         "application/json",
         jsonrpc::encode_response(call.version, &call.id, &outcome),
+    )
+}
+
+/// A call a member forwarded from its local socket is trusted as that socket's caller, but only
+/// when it carries the pool secret.
+fn transport_of(ep: &Endpoint, headers: &HeaderMap) -> Transport {
+    let forwarded = headers.get(FORWARDED_HEADER).and_then(|v| v.to_str().ok());
+    match forwarded {
+        Some(secret) if ep.server.membership.check_secret(secret).is_ok() => Transport::Unix,
+        _ => ep.transport,
+    }
+}
+
+/// On a pool member, a call on the local socket that is not answered locally goes to the
+/// master, byte for byte, and the master's answer comes back the same way.
+async fn forward_if_member(
+    ep: &Endpoint,
+    transport: Transport,
+    method: &str,
+    path: &str,
+    body: Bytes,
+    on_error: impl FnOnce(ApiError) -> Response,
+) -> Option<Response> {
+    let PoolRole::Member { master } = ep.server.membership.role() else {
+        return None;
+    };
+    if transport != Transport::Unix || dispatch::runs_on_members(method) {
+        return None;
+    }
+    let secret = ep.server.membership.secret();
+    Some(
+        match ep
+            .server
+            .membership
+            .peers
+            .forward(&master, path, body, &secret)
+            .await
+        {
+            Ok((status, content_type, bytes)) => {
+                let mut r = (
+                    StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY),
+                    bytes,
+                )
+                    .into_response();
+                if let Ok(v) = HeaderValue::from_str(&content_type) {
+                    r.headers_mut().insert(header::CONTENT_TYPE, v);
+                }
+                r
+            }
+            Err(e) => {
+                tracing::warn!(%master, error = %e, "cannot forward a local call to the master");
+                on_error(ApiError::new("CANNOT_CONTACT_HOST", [master]))
+            }
+        },
     )
 }
 

@@ -10,8 +10,11 @@ pub mod dispatch;
 mod explicit;
 mod generic;
 pub mod http;
+pub mod membership;
+pub mod peer;
 pub mod vm;
 
+use std::path::PathBuf;
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -32,12 +35,15 @@ pub enum Transport {
 pub struct ServerConfig {
     /// How long a failed login waits before answering (xapi: 5 s), so guessing is slow.
     pub auth_failure_delay: Duration,
+    /// Where the inventory and pool secret live (`None` in tests without a state directory).
+    pub state_dir: Option<PathBuf>,
 }
 
 impl Default for ServerConfig {
     fn default() -> ServerConfig {
         ServerConfig {
             auth_failure_delay: Duration::from_secs(5),
+            state_dir: None,
         }
     }
 }
@@ -55,17 +61,25 @@ pub struct Server {
     pub restarts_blocked_until_ms: Mutex<u64>,
     /// The domains running on this host.
     pub domains: Domains,
+    /// This host's place in the pool, and replication.
+    pub membership: membership::Membership,
 }
 
 impl Server {
     /// A server over `db` for the host `this_host`.
-    pub fn new(db: Database, this_host: String, config: ServerConfig) -> Server {
+    pub fn new(
+        db: Database,
+        this_host: String,
+        config: ServerConfig,
+        membership: membership::Membership,
+    ) -> Server {
         Server {
             db,
             this_host,
             config,
             restarts_blocked_until_ms: Mutex::new(0),
             domains: Domains::default(),
+            membership,
         }
     }
 }

@@ -39,6 +39,40 @@ impl TestDaemon {
         TestDaemon::start_with(&[])
     }
 
+    /// Start a pool host on loopback address `ip`, serving plain HTTP on `port` (the same port
+    /// for every host of a test pool) and reaching its peers the same way.
+    pub fn start_at(ip: &str, port: u16, extra: &[&str]) -> TestDaemon {
+        let dir = tempfile::tempdir().unwrap();
+        let socket = dir.path().join("xapi.sock");
+        let mut args: Vec<String> = [
+            "--address",
+            ip,
+            "--pool-scheme",
+            "http",
+            "--pool-port",
+            &port.to_string(),
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        args.extend(extra.iter().map(|s| s.to_string()));
+        let https_port = TcpListener::bind(format!("{ip}:0"))
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let mut d = TestDaemon {
+            http: format!("{ip}:{port}"),
+            https: format!("{ip}:{https_port}"),
+            socket,
+            dir,
+            child: None,
+            extra: args,
+        };
+        d.spawn();
+        d
+    }
+
     /// Start a fresh daemon with extra `xapid` flags (kept for restarts).
     pub fn start_with(extra: &[&str]) -> TestDaemon {
         let dir = tempfile::tempdir().unwrap();
@@ -164,6 +198,21 @@ pub mod raw {
                 .find(|(k, _)| k == name)
                 .map(|(_, v)| v.as_str())
         }
+    }
+
+    /// POST `body` to `path` over a Unix socket, `Connection: close`.
+    pub fn post_unix(socket: &std::path::Path, path: &str, body: &[u8]) -> Response {
+        let mut s = std::os::unix::net::UnixStream::connect(socket).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+        let head = format!(
+            "POST {path} HTTP/1.1\r\nhost: localhost\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+            body.len()
+        );
+        s.write_all(head.as_bytes()).unwrap();
+        s.write_all(body).unwrap();
+        let mut raw = Vec::new();
+        let _ = s.read_to_end(&mut raw);
+        parse(&raw)
     }
 
     /// POST `body` to `path` on `addr` (TCP, plain HTTP), `Connection: close`.

@@ -1,0 +1,112 @@
+//! The host's local identity file (`STATE/inventory`, after xapi's xensource-inventory) and the
+//! pool secret (`STATE/pool-secret`): what a host must know about itself before it can read
+//! the pool database.
+//!
+//! Both are written to a temporary file, synced and renamed, so a crash leaves the old file or
+//! the new one, never a torn one.
+
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::Path;
+
+const INVENTORY: &str = "inventory";
+const SECRET: &str = "pool-secret";
+
+/// What the inventory says.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Inventory {
+    /// This host's UUID.
+    pub installation_uuid: String,
+    /// `None` for a master; the master's address for a pool member.
+    pub master_address: Option<String>,
+}
+
+/// Read the inventory; `None` before the first start.
+pub fn read(dir: &Path) -> std::io::Result<Option<Inventory>> {
+    let text = match std::fs::read_to_string(dir.join(INVENTORY)) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    let get = |key: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(key)?.strip_prefix('='))
+            .map(|v| v.trim_matches('\'').to_string())
+    };
+    let installation_uuid = get("INSTALLATION_UUID").ok_or_else(|| {
+        std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            "inventory has no INSTALLATION_UUID",
+        )
+    })?;
+    let master_address = match get("POOL_ROLE").as_deref() {
+        Some("slave") => get("MASTER_ADDRESS"),
+        _ => None,
+    };
+    Ok(Some(Inventory {
+        installation_uuid,
+        master_address,
+    }))
+}
+
+/// Write the inventory atomically.
+pub fn write(dir: &Path, inv: &Inventory) -> std::io::Result<()> {
+    let mut text = format!("INSTALLATION_UUID='{}'\n", inv.installation_uuid);
+    match &inv.master_address {
+        None => text.push_str("POOL_ROLE='master'\n"),
+        Some(m) => text.push_str(&format!("POOL_ROLE='slave'\nMASTER_ADDRESS='{m}'\n")),
+    }
+    write_atomic(dir, INVENTORY, text.as_bytes())
+}
+
+/// The pool secret, if this host has one.
+pub fn read_secret(dir: &Path) -> std::io::Result<Option<String>> {
+    match std::fs::read_to_string(dir.join(SECRET)) {
+        Ok(s) => Ok(Some(s.trim().to_string())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// Store the pool secret (mode 0600).
+pub fn write_secret(dir: &Path, secret: &str) -> std::io::Result<()> {
+    write_atomic(dir, SECRET, format!("{secret}\n").as_bytes())
+}
+
+fn write_atomic(dir: &Path, name: &str, bytes: &[u8]) -> std::io::Result<()> {
+    let tmp = dir.join(format!("{name}.tmp"));
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&tmp)?;
+    f.write_all(bytes)?;
+    f.sync_all()?;
+    std::fs::rename(&tmp, dir.join(name))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trips() {
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(read(dir.path()).unwrap(), None);
+        let master = Inventory {
+            installation_uuid: "u1".into(),
+            master_address: None,
+        };
+        write(dir.path(), &master).unwrap();
+        assert_eq!(read(dir.path()).unwrap(), Some(master));
+        let member = Inventory {
+            installation_uuid: "u1".into(),
+            master_address: Some("127.0.0.2".into()),
+        };
+        write(dir.path(), &member).unwrap();
+        assert_eq!(read(dir.path()).unwrap(), Some(member));
+        write_secret(dir.path(), "s3cret").unwrap();
+        assert_eq!(read_secret(dir.path()).unwrap().as_deref(), Some("s3cret"));
+    }
+}

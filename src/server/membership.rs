@@ -1,0 +1,692 @@
+//! Pool membership: who is master, the pool secret and epoch, joining a pool, and replication
+//! of every committed write from the master to its members.
+//!
+//! # Replication
+//!
+//! The database hands every committed persistent change (a [`ChangeSet`], numbered by
+//! generation) to the replicator through an ordered queue, so changes leave the master in
+//! generation order. The replicator pushes each one to every reachable member and waits for its
+//! answer (bounded by the peer timeout); only then does it publish the generation as
+//! replicated. An API call returns to its caller only once everything up to the generation it
+//! produced is replicated, so an acknowledged write is on every reachable member.
+//!
+//! A member that does not answer is marked unreachable at once (the replicator stops waiting
+//! for it) and its `host_metrics.live` is set false. The liveness task pings members every
+//! [`PING_INTERVAL`]; a reachable member that misses [`MISSES_BEFORE_NOT_LIVE`] pings in a row
+//! is marked the same way. An unreachable member that answers again is brought up to date with
+//! a full copy of the database, through the same queue so it cannot overtake a change, and
+//! marked live. A member refuses changes that do not follow its generation (the master then
+//! sends a full copy) and changes from an older epoch than it has seen.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use tokio::sync::{mpsc, oneshot, watch};
+
+use super::peer::{PeerError, Peers};
+use super::Server;
+use crate::host::inventory;
+use crate::model::classes::{HOST, HOST_CPU, HOST_METRICS, POOL, VM};
+use crate::model::errors::code;
+use crate::model::{ApiError, Record, Value};
+use crate::pool::{ChangeSet, Dump, ReplicaError};
+
+/// How often the master checks on its members.
+pub const PING_INTERVAL: Duration = Duration::from_secs(1);
+/// Missed pings after which a member is declared not live.
+pub const MISSES_BEFORE_NOT_LIVE: u32 = 3;
+/// The error code a member answers when a change does not follow its generation.
+const REPLICA_GAP: &str = "XENHA_REPLICA_GAP";
+
+/// This host's place in the pool.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PoolRole {
+    /// The master: authoritative for the database.
+    Master,
+    /// A member, with the master's address.
+    Member {
+        /// The master's address.
+        master: String,
+    },
+}
+
+enum Job {
+    Replicate(ChangeSet),
+    Recover(String, oneshot::Sender<bool>),
+}
+
+/// Membership state of this host.
+pub struct Membership {
+    role: RwLock<PoolRole>,
+    secret: RwLock<String>,
+    epoch: AtomicU64,
+    /// How to reach other hosts.
+    pub peers: Peers,
+    jobs: mpsc::UnboundedSender<Job>,
+    jobs_rx: Mutex<Option<mpsc::UnboundedReceiver<Job>>>,
+    replicated: watch::Sender<u64>,
+    unreachable: Mutex<HashSet<String>>,
+    misses: Mutex<HashMap<String, u32>>,
+}
+
+/// What a joining host sends the master about itself.
+#[derive(Serialize, Deserialize)]
+struct HostInfo {
+    host_ref: String,
+    host: Record,
+    metrics_ref: String,
+    metrics: Record,
+    cpus: Vec<(String, Record)>,
+}
+
+/// What the master answers a joining host.
+#[derive(Serialize, Deserialize)]
+struct JoinReply {
+    secret: String,
+    epoch: u64,
+    dump: Dump,
+}
+
+fn str_of<'r>(rec: &'r Record, f: &str) -> &'r str {
+    rec.get(f).and_then(Value::as_str).unwrap_or_default()
+}
+
+impl Membership {
+    /// Membership with this role, secret and epoch; `generation` is the database's current one.
+    pub fn new(
+        role: PoolRole,
+        secret: String,
+        epoch: u64,
+        peers: Peers,
+        generation: u64,
+    ) -> Membership {
+        let (tx, rx) = mpsc::unbounded_channel();
+        Membership {
+            role: RwLock::new(role),
+            secret: RwLock::new(secret),
+            epoch: AtomicU64::new(epoch),
+            peers,
+            jobs: tx,
+            jobs_rx: Mutex::new(Some(rx)),
+            replicated: watch::Sender::new(generation),
+            unreachable: Mutex::new(HashSet::new()),
+            misses: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// This host's role.
+    pub fn role(&self) -> PoolRole {
+        self.role.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// The pool secret.
+    pub fn secret(&self) -> String {
+        self.secret
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Refuse a pool-internal call that does not carry the pool secret.
+    pub fn check_secret(&self, given: &str) -> Result<(), ApiError> {
+        let secret = self.secret();
+        // Compare in time independent of where the first difference is.
+        let same = given.len() == secret.len()
+            && given
+                .bytes()
+                .zip(secret.bytes())
+                .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+                == 0;
+        if same && !secret.is_empty() {
+            Ok(())
+        } else {
+            Err(ApiError::new("PERMISSION_DENIED", ["pool secret mismatch"]))
+        }
+    }
+
+    /// A callback for [`crate::pool::Database::set_observer`] feeding the replicator.
+    pub fn observer(&self) -> impl Fn(ChangeSet) + Send + Sync + 'static {
+        let jobs = self.jobs.clone();
+        move |c| {
+            let _ = jobs.send(Job::Replicate(c));
+        }
+    }
+
+    /// Wait until every change up to `generation` has been replicated (masters only).
+    pub async fn wait_replicated(&self, generation: u64) {
+        if self.role() != PoolRole::Master {
+            return;
+        }
+        let mut rx = self.replicated.subscribe();
+        let wait = rx.wait_for(|g| *g >= generation);
+        // The replicator always moves on (every push is bounded), so this is only a backstop.
+        let _ = tokio::time::timeout(Duration::from_secs(60), wait).await;
+    }
+
+    fn mark_reachable(&self, host: &str, reachable: bool) {
+        let mut set = self.unreachable.lock().unwrap_or_else(|e| e.into_inner());
+        if reachable {
+            set.remove(host);
+        } else {
+            set.insert(host.to_string());
+        }
+        self.misses
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(host);
+    }
+
+    fn is_reachable(&self, host: &str) -> bool {
+        !self
+            .unreachable
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains(host)
+    }
+}
+
+/// The other hosts of the pool, as `(ref, address)`.
+fn members(server: &Server) -> Vec<(String, String)> {
+    server
+        .db
+        .read()
+        .all(HOST.name)
+        .filter(|(r, _)| **r != server.this_host)
+        .map(|(r, h)| (r.clone(), str_of(h, "address").to_string()))
+        .collect()
+}
+
+/// Start the replicator and the liveness task. Members known at start are brought up to date
+/// before they receive changes.
+pub fn spawn(server: Arc<Server>) {
+    let rx = server
+        .membership
+        .jobs_rx
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .take();
+    let Some(rx) = rx else { return };
+    // Writes made before replication started (bootstrap) are already everywhere they can be;
+    // callers must not wait for them. Later writes are queued by the observer, in order.
+    server
+        .membership
+        .replicated
+        .send_replace(server.db.read().generation());
+    for (r, _) in members(&server) {
+        server.membership.mark_reachable(&r, false);
+    }
+    tokio::spawn(replicator(server.clone(), rx));
+    tokio::spawn(liveness(server));
+}
+
+async fn replicator(server: Arc<Server>, mut rx: mpsc::UnboundedReceiver<Job>) {
+    while let Some(job) = rx.recv().await {
+        match job {
+            Job::Replicate(changes) => {
+                if server.membership.role() == PoolRole::Master {
+                    for (host, address) in members(&server) {
+                        if server.membership.is_reachable(&host) {
+                            if let Err(e) = push(&server, &address, &changes).await {
+                                tracing::warn!(host = %address, error = %e, "member missed a change; marking it unreachable");
+                                set_unreachable(&server, &host);
+                            }
+                        }
+                    }
+                }
+                server
+                    .membership
+                    .replicated
+                    .send_replace(changes.generation);
+            }
+            Job::Recover(host, done) => {
+                let _ = done.send(recover(&server, &host).await);
+            }
+        }
+    }
+}
+
+async fn push(server: &Server, address: &str, changes: &ChangeSet) -> Result<(), PeerError> {
+    let m = &server.membership;
+    let payload = serde_json::to_string(changes).expect("changes serialise");
+    let epoch = m.epoch.load(Ordering::SeqCst) as i64;
+    let params = vec![
+        Value::str(m.secret()),
+        Value::Int(epoch),
+        Value::Str(payload),
+    ];
+    match m
+        .peers
+        .call(address, "pool.internal_replicate", params)
+        .await
+    {
+        Err(PeerError::Api(e)) if e.code == REPLICA_GAP => send_dump(server, address).await,
+        other => other.map(|_| ()),
+    }
+}
+
+async fn send_dump(server: &Server, address: &str) -> Result<(), PeerError> {
+    let m = &server.membership;
+    let dump = serde_json::to_string(&server.db.dump()).expect("dump serialises");
+    let epoch = m.epoch.load(Ordering::SeqCst) as i64;
+    m.peers
+        .call(
+            address,
+            "pool.internal_restore",
+            vec![Value::str(m.secret()), Value::Int(epoch), Value::Str(dump)],
+        )
+        .await
+        .map(|_| ())
+}
+
+/// Bring an unreachable member back: it must answer, then it gets the whole database if its
+/// generation differs, then it is reachable and live again.
+async fn recover(server: &Server, host: &str) -> bool {
+    let Some(address) = server
+        .db
+        .read()
+        .field(HOST.name, host, "address")
+        .and_then(Value::as_str)
+        .map(str::to_string)
+    else {
+        return false;
+    };
+    let m = &server.membership;
+    let theirs = match m
+        .peers
+        .call(&address, "pool.internal_ping", vec![Value::str(m.secret())])
+        .await
+    {
+        Ok(v) => v.as_int().unwrap_or(-1),
+        Err(_) => return false,
+    };
+    if theirs != server.db.read().generation() as i64 {
+        if let Err(e) = send_dump(server, &address).await {
+            tracing::warn!(host = %address, error = %e, "could not bring a member up to date");
+            return false;
+        }
+    }
+    m.mark_reachable(host, true);
+    set_live(server, host, true);
+    tracing::info!(host = %address, "member is up to date and live");
+    true
+}
+
+fn set_unreachable(server: &Server, host: &str) {
+    server.membership.mark_reachable(host, false);
+    set_live(server, host, false);
+}
+
+fn set_live(server: &Server, host: &str, live: bool) {
+    let metrics = server
+        .db
+        .read()
+        .field(HOST.name, host, "metrics")
+        .and_then(Value::as_str)
+        .map(str::to_string);
+    let Some(metrics) = metrics else { return };
+    if server.db.read().field(HOST_METRICS.name, &metrics, "live") == Some(&Value::Bool(live)) {
+        return;
+    }
+    let written = server.db.write(|t| {
+        t.update(&HOST_METRICS, &metrics, |m| {
+            m.insert("live".into(), Value::Bool(live));
+            m.insert(
+                "last_updated".into(),
+                Value::DateTime(super::now_datetime()),
+            );
+        })
+    });
+    if let Err(e) = written {
+        tracing::error!(error = %e, "could not record a member's liveness");
+    }
+}
+
+async fn liveness(server: Arc<Server>) {
+    let mut tick = tokio::time::interval(PING_INTERVAL);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        if server.membership.role() != PoolRole::Master {
+            continue;
+        }
+        for (host, address) in members(&server) {
+            let m = &server.membership;
+            if !m.is_reachable(&host) {
+                let (tx, rx) = oneshot::channel();
+                let _ = m.jobs.send(Job::Recover(host.clone(), tx));
+                let _ = rx.await;
+                continue;
+            }
+            let answered = m
+                .peers
+                .call(&address, "pool.internal_ping", vec![Value::str(m.secret())])
+                .await
+                .is_ok();
+            let misses = {
+                let mut misses = m.misses.lock().unwrap_or_else(|e| e.into_inner());
+                let n = misses.entry(host.clone()).or_insert(0);
+                *n = if answered { 0 } else { *n + 1 };
+                *n
+            };
+            if misses >= MISSES_BEFORE_NOT_LIVE {
+                tracing::warn!(host = %address, misses, "member stopped answering; marking it not live");
+                set_unreachable(&server, &host);
+            }
+        }
+    }
+}
+
+// ---- the member's side ----
+
+fn check_epoch(server: &Server, epoch: i64) -> Result<(), ApiError> {
+    let mine = server.membership.epoch.load(Ordering::SeqCst) as i64;
+    if epoch < mine {
+        return Err(ApiError::new(
+            code::OPERATION_NOT_ALLOWED,
+            [format!("stale epoch {epoch} (this host has seen {mine})")],
+        ));
+    }
+    server
+        .membership
+        .epoch
+        .store(epoch as u64, Ordering::SeqCst);
+    Ok(())
+}
+
+fn not_a_member(server: &Server) -> Result<(), ApiError> {
+    match server.membership.role() {
+        PoolRole::Member { .. } => Ok(()),
+        PoolRole::Master => Err(ApiError::new(
+            code::OPERATION_NOT_ALLOWED,
+            ["this host is a master"],
+        )),
+    }
+}
+
+/// `pool.internal_replicate` on a member.
+pub fn apply_replica(
+    server: &Server,
+    secret: &str,
+    epoch: i64,
+    changes: &str,
+) -> Result<Value, ApiError> {
+    server.membership.check_secret(secret)?;
+    not_a_member(server)?;
+    check_epoch(server, epoch)?;
+    let changes: ChangeSet = serde_json::from_str(changes)
+        .map_err(|e| ApiError::invalid_value("changes", &e.to_string()))?;
+    match server.db.apply_replica(&changes) {
+        Ok(()) => Ok(Value::void()),
+        Err(ReplicaError::Gap { have, .. }) => Err(ApiError::new(REPLICA_GAP, [have.to_string()])),
+        Err(e) => Err(ApiError::internal(e)),
+    }
+}
+
+/// `pool.internal_restore` on a member.
+pub fn restore(server: &Server, secret: &str, epoch: i64, dump: &str) -> Result<Value, ApiError> {
+    server.membership.check_secret(secret)?;
+    not_a_member(server)?;
+    check_epoch(server, epoch)?;
+    let dump: Dump =
+        serde_json::from_str(dump).map_err(|e| ApiError::invalid_value("dump", &e.to_string()))?;
+    server.db.restore(&dump).map_err(ApiError::internal)?;
+    Ok(Value::void())
+}
+
+/// `pool.internal_ping`.
+pub fn ping(server: &Server, secret: &str) -> Result<Value, ApiError> {
+    server.membership.check_secret(secret)?;
+    Ok(Value::Int(server.db.read().generation() as i64))
+}
+
+// ---- joining ----
+
+/// `pool.join` on the joining host: ask the master to add us, load the pool's database, and
+/// become a member.
+pub async fn join(
+    server: &Arc<Server>,
+    master: &str,
+    user: &str,
+    password: &str,
+    force: bool,
+) -> Result<Value, ApiError> {
+    if server.membership.role() != PoolRole::Master || !members(server).is_empty() {
+        return Err(ApiError::new::<String>(
+            "JOINING_HOST_CANNOT_BE_MASTER_OF_OTHER_HOSTS",
+            [],
+        ));
+    }
+    let info = {
+        let t = server.db.read();
+        if t.all(POOL.name)
+            .any(|(_, p)| p.get("ha_enabled") == Some(&Value::Bool(true)))
+        {
+            return Err(ApiError::new::<String>(code::HA_IS_ENABLED, []));
+        }
+        if t.all(VM.name)
+            .any(|(_, v)| str_of(v, "power_state") != "Halted")
+        {
+            return Err(ApiError::new::<String>(
+                "JOINING_HOST_CANNOT_HAVE_RUNNING_VMS",
+                [],
+            ));
+        }
+        let host = t
+            .get(HOST.name, &server.this_host)
+            .cloned()
+            .ok_or_else(|| ApiError::internal("this host is missing"))?;
+        let metrics_ref = str_of(&host, "metrics").to_string();
+        let metrics = t
+            .get(HOST_METRICS.name, &metrics_ref)
+            .cloned()
+            .unwrap_or_default();
+        let cpus = host["host_CPUs"]
+            .as_array()
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|c| c.as_str())
+            .filter_map(|c| Some((c.to_string(), t.get(HOST_CPU.name, c)?.clone())))
+            .collect();
+        HostInfo {
+            host_ref: server.this_host.clone(),
+            host,
+            metrics_ref,
+            metrics,
+            cpus,
+        }
+    };
+    let peers = &server.membership.peers;
+    let connection_failed = |e: PeerError| match e {
+        PeerError::Api(e) => e,
+        PeerError::Unreachable(why) => {
+            tracing::warn!(master, %why, "cannot reach the pool master");
+            ApiError::new::<String>("JOINING_HOST_CONNECTION_FAILED", [])
+        }
+    };
+    let session = peers
+        .call(
+            master,
+            "session.login_with_password",
+            vec![Value::str(user), Value::str(password)],
+        )
+        .await
+        .map_err(connection_failed)?;
+    let info = serde_json::to_string(&info).expect("host info serialises");
+    let reply = peers
+        .call(
+            master,
+            "pool.internal_add_host",
+            vec![session.clone(), Value::Str(info), Value::Bool(force)],
+        )
+        .await
+        .map_err(connection_failed);
+    let _ = peers.call(master, "session.logout", vec![session]).await;
+    let reply: JoinReply = serde_json::from_str(reply?.as_str().unwrap_or_default())
+        .map_err(|e| ApiError::internal(format!("bad join reply: {e}")))?;
+
+    // Become a member: the secret and the database first, the inventory last, so a crash in
+    // between restarts this host as the master of its old pool rather than a half-member.
+    if let Some(dir) = &server.config.state_dir {
+        inventory::write_secret(dir, &reply.secret).map_err(ApiError::internal)?;
+    }
+    server.db.restore(&reply.dump).map_err(ApiError::internal)?;
+    if let Some(dir) = &server.config.state_dir {
+        let uuid = server
+            .db
+            .read()
+            .field(HOST.name, &server.this_host, "uuid")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string();
+        inventory::write(
+            dir,
+            &inventory::Inventory {
+                installation_uuid: uuid,
+                master_address: Some(master.to_string()),
+            },
+        )
+        .map_err(ApiError::internal)?;
+    }
+    *server
+        .membership
+        .secret
+        .write()
+        .unwrap_or_else(|e| e.into_inner()) = reply.secret.clone();
+    server.membership.epoch.store(reply.epoch, Ordering::SeqCst);
+    *server
+        .membership
+        .role
+        .write()
+        .unwrap_or_else(|e| e.into_inner()) = PoolRole::Member {
+        master: master.to_string(),
+    };
+    tracing::info!(master, "joined the pool");
+    // Ask the master to bring us up to date with anything written since the dump.
+    peers
+        .call(
+            master,
+            "pool.internal_member_ready",
+            vec![
+                Value::Str(reply.secret),
+                Value::str(server.this_host.clone()),
+            ],
+        )
+        .await
+        .map_err(connection_failed)?;
+    Ok(Value::void())
+}
+
+/// `pool.internal_add_host` on the master: check the joining host and add it.
+pub fn add_host(server: &Server, info: &str, force: bool) -> Result<Value, ApiError> {
+    if server.membership.role() != PoolRole::Master {
+        return Err(ApiError::new(
+            code::OPERATION_NOT_ALLOWED,
+            ["this host is not the pool master"],
+        ));
+    }
+    let info: HostInfo = serde_json::from_str(info)
+        .map_err(|e| ApiError::invalid_value("host_info", &e.to_string()))?;
+    {
+        let t = server.db.read();
+        if t.all(POOL.name)
+            .any(|(_, p)| p.get("ha_enabled") == Some(&Value::Bool(true)))
+        {
+            return Err(ApiError::new::<String>(code::HA_IS_ENABLED, []));
+        }
+        let uuid = str_of(&info.host, "uuid");
+        if t.by_uuid(uuid).is_some() || t.get(HOST.name, &info.host_ref).is_some() {
+            return Err(ApiError::new(
+                code::OPERATION_NOT_ALLOWED,
+                [format!("host {uuid} is already in the pool")],
+            ));
+        }
+        if !force {
+            let master = t
+                .get(HOST.name, &server.this_host)
+                .ok_or_else(|| ApiError::internal("master host missing"))?;
+            cpu_compatible(master.get("cpu_info"), info.host.get("cpu_info"))?;
+        }
+    }
+    // The replicator must not push to the new member before it has loaded the pool's state.
+    server.membership.mark_reachable(&info.host_ref, false);
+    server.db.write(|t| {
+        t.put(&HOST_METRICS, &info.metrics_ref, info.metrics.clone());
+        let mut host = info.host.clone();
+        host.insert("resident_VMs".into(), Value::Array(Vec::new()));
+        t.put(&HOST, &info.host_ref, host);
+        for (r, cpu) in &info.cpus {
+            t.put(&HOST_CPU, r, cpu.clone());
+        }
+        Ok(())
+    })?;
+    let reply = JoinReply {
+        secret: server.membership.secret(),
+        epoch: server.membership.epoch.load(Ordering::SeqCst),
+        dump: server.db.dump(),
+    };
+    tracing::info!(
+        host = str_of(&info.host, "address"),
+        "a host joins the pool"
+    );
+    Ok(Value::Str(
+        serde_json::to_string(&reply).expect("reply serialises"),
+    ))
+}
+
+/// `pool.internal_member_ready` on the master.
+pub async fn member_ready(server: &Server, secret: &str, host: &str) -> Result<Value, ApiError> {
+    server.membership.check_secret(secret)?;
+    let (tx, rx) = oneshot::channel();
+    let _ = server
+        .membership
+        .jobs
+        .send(Job::Recover(host.to_string(), tx));
+    match rx.await {
+        Ok(true) => Ok(Value::void()),
+        _ => Err(ApiError::new::<String>(
+            "JOINING_HOST_CONNECTION_FAILED",
+            [],
+        )),
+    }
+}
+
+/// xapi's rule of thumb for pooling: the same CPU vendor, and the joining host has every
+/// feature flag the pool's master has (so a VM moved onto it finds what it was started with).
+fn cpu_compatible(pool: Option<&Value>, joining: Option<&Value>) -> Result<(), ApiError> {
+    let get = |v: Option<&Value>, k: &str| {
+        v.and_then(Value::as_struct)
+            .and_then(|m| m.get(k))
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string()
+    };
+    let (pool_vendor, joining_vendor) = (get(pool, "vendor"), get(joining, "vendor"));
+    if pool_vendor != joining_vendor {
+        return Err(ApiError::new(
+            "HOSTS_NOT_HOMOGENEOUS",
+            [format!("CPU vendor of the joining host ({joining_vendor}) differs from the pool's ({pool_vendor})")],
+        ));
+    }
+    let have: HashSet<String> = get(joining, "flags")
+        .split_whitespace()
+        .map(str::to_string)
+        .collect();
+    let missing: Vec<String> = get(pool, "flags")
+        .split_whitespace()
+        .filter(|f| !have.contains(*f))
+        .map(str::to_string)
+        .collect();
+    if !missing.is_empty() {
+        return Err(ApiError::new(
+            "HOSTS_NOT_HOMOGENEOUS",
+            [format!(
+                "the joining host lacks CPU features of the pool: {}",
+                missing.join(" ")
+            )],
+        ));
+    }
+    Ok(())
+}

@@ -1,0 +1,113 @@
+//! Calls from this host to another host of the pool: JSON-RPC for intra-pool messages, and raw
+//! forwarding of a member's local-socket requests to the master.
+//!
+//! Pool hosts use self-signed certificates, so TLS is not verified here; intra-pool messages
+//! are authenticated by the pool secret instead.
+
+use std::time::Duration;
+
+use axum::body::Bytes;
+
+use crate::model::{ApiError, Value};
+use crate::wire::jsonrpc;
+
+/// Header a member sets when it forwards a local-socket request: the pool secret, which makes
+/// the master trust the call as the member's local root.
+pub const FORWARDED_HEADER: &str = "x-xenha-pool-forwarded";
+
+/// Why a call to a peer failed.
+#[derive(Debug, thiserror::Error)]
+pub enum PeerError {
+    /// The peer could not be reached or did not answer in time.
+    #[error("{0}")]
+    Unreachable(String),
+    /// The peer answered with an API error.
+    #[error("{0}")]
+    Api(ApiError),
+}
+
+/// How to reach the other hosts of the pool.
+#[derive(Clone)]
+pub struct Peers {
+    client: reqwest::Client,
+    scheme: String,
+    port: u16,
+}
+
+impl Peers {
+    /// Peers reached at `scheme://<host address>:port`, with calls bounded by `timeout`.
+    pub fn new(scheme: &str, port: u16, timeout: Duration) -> Peers {
+        let client = reqwest::Client::builder()
+            .tls_danger_accept_invalid_certs(true)
+            .timeout(timeout)
+            .connect_timeout(timeout)
+            .build()
+            .expect("building the intra-pool HTTP client");
+        Peers {
+            client,
+            scheme: scheme.to_string(),
+            port,
+        }
+    }
+
+    fn url(&self, address: &str, path: &str) -> String {
+        format!("{}://{}:{}{}", self.scheme, address, self.port, path)
+    }
+
+    /// Call `method` on the host at `address` over JSON-RPC.
+    pub async fn call(
+        &self,
+        address: &str,
+        method: &str,
+        params: Vec<Value>,
+    ) -> Result<Value, PeerError> {
+        let body = jsonrpc::encode_call(jsonrpc::Version::V2, method, &params, 1);
+        let response = self
+            .client
+            .post(self.url(address, "/jsonrpc"))
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .map_err(|e| PeerError::Unreachable(format!("{address}: {e}")))?;
+        let bytes = response
+            .bytes()
+            .await
+            .map_err(|e| PeerError::Unreachable(format!("{address}: {e}")))?;
+        match jsonrpc::parse_response(&bytes) {
+            Ok(Ok(v)) => Ok(v),
+            Ok(Err(e)) => Err(PeerError::Api(e)),
+            Err(e) => Err(PeerError::Unreachable(format!("{address}: {e}"))),
+        }
+    }
+
+    /// Forward a raw request to the master; returns its status, content type and body.
+    pub async fn forward(
+        &self,
+        address: &str,
+        path: &str,
+        body: Bytes,
+        secret: &str,
+    ) -> Result<(u16, String, Bytes), PeerError> {
+        let response = self
+            .client
+            .post(self.url(address, path))
+            .header(FORWARDED_HEADER, secret)
+            .body(body)
+            .send()
+            .await
+            .map_err(|e| PeerError::Unreachable(format!("{address}: {e}")))?;
+        let status = response.status().as_u16();
+        let content_type = response
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("text/plain")
+            .to_string();
+        let bytes = response
+            .bytes()
+            .await
+            .map_err(|e| PeerError::Unreachable(format!("{address}: {e}")))?;
+        Ok((status, content_type, bytes))
+    }
+}

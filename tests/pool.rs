@@ -1,0 +1,286 @@
+//! Three real `xapid` processes on 127.0.0.1-3 form a pool: joining, one master, replication
+//! of every acknowledged write, HOST_IS_SLAVE over TCP, forwarding over members' local sockets,
+//! and a member that dies and comes back.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{raw, TestDaemon, PASSWORD};
+use serde_json::{json, Value as Json};
+
+fn tcp(d: &TestDaemon, method: &str, params: Json) -> Json {
+    let body = json!({"jsonrpc":"2.0","method":method,"params":params,"id":1}).to_string();
+    serde_json::from_str(&raw::post(&d.http, "/jsonrpc", body.as_bytes()).body).unwrap()
+}
+
+fn local(d: &TestDaemon, method: &str, params: Json) -> Json {
+    let body = json!({"jsonrpc":"2.0","method":method,"params":params,"id":1}).to_string();
+    let r = raw::post_unix(&d.socket, "/jsonrpc", body.as_bytes());
+    serde_json::from_str(&r.body).unwrap_or_else(|e| panic!("{e}: {}", r.body))
+}
+
+fn ok(r: Json) -> Json {
+    assert!(r.get("error").is_none(), "{r}");
+    r["result"].clone()
+}
+
+/// A session on `d`'s local socket (forwarded to the master on members).
+fn local_session(d: &TestDaemon) -> String {
+    ok(local(d, "session.login_with_password", json!(["root", ""])))
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+fn generation(d: &TestDaemon) -> i64 {
+    let s = ok(local(
+        d,
+        "session.slave_local_login_with_password",
+        json!(["root", PASSWORD]),
+    ));
+    ok(local(d, "host.get_local_database_generation", json!([s])))
+        .as_i64()
+        .unwrap()
+}
+
+fn wait_for(what: &str, limit: Duration, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + limit;
+    while !cond() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn live_of(master: &TestDaemon, s: &str, host: &Json) -> bool {
+    let metrics = ok(local(master, "host.get_metrics", json!([s, host])));
+    ok(local(master, "host_metrics.get_live", json!([s, metrics]))) == json!(true)
+}
+
+#[test]
+fn three_hosts_form_one_pool_with_one_database() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mem = ["--memory-total", "8589934592"];
+    let master = TestDaemon::start_at("127.0.0.1", port, &mem);
+    let mut members = vec![
+        TestDaemon::start_at("127.0.0.2", port, &mem),
+        TestDaemon::start_at("127.0.0.3", port, &mem),
+    ];
+
+    // Each joins over its own API, as `xe pool-join` on that host would.
+    for m in &members {
+        let s = ok(tcp(
+            m,
+            "session.login_with_password",
+            json!(["root", PASSWORD]),
+        ));
+        let wrong = tcp(m, "pool.join", json!([s, "127.0.0.1", "root", "wrong"]));
+        assert_eq!(
+            wrong["error"]["message"],
+            json!("SESSION_AUTHENTICATION_FAILED"),
+            "{wrong}"
+        );
+        ok(tcp(
+            m,
+            "pool.join",
+            json!([s, "127.0.0.1", "root", PASSWORD]),
+        ));
+    }
+
+    // Every host sees the same pool: one master, three hosts, the same generation.
+    let ms = local_session(&master);
+    let master_ref = ok(local(&master, "pool.get_all_records", json!([ms])))
+        .as_object()
+        .unwrap()
+        .values()
+        .next()
+        .unwrap()["master"]
+        .clone();
+    for d in std::iter::once(&master).chain(&members) {
+        let s = local_session(d);
+        let pools = ok(local(d, "pool.get_all_records", json!([s])));
+        assert_eq!(pools.as_object().unwrap().len(), 1);
+        assert_eq!(
+            pools.as_object().unwrap().values().next().unwrap()["master"],
+            master_ref
+        );
+        let hosts = ok(local(d, "host.get_all_records", json!([s])));
+        let mut addresses: Vec<&str> = hosts
+            .as_object()
+            .unwrap()
+            .values()
+            .map(|h| h["address"].as_str().unwrap())
+            .collect();
+        addresses.sort();
+        assert_eq!(addresses, ["127.0.0.1", "127.0.0.2", "127.0.0.3"]);
+    }
+    let g = generation(&master);
+    for m in &members {
+        assert_eq!(generation(m), g, "members hold the master's generation");
+    }
+
+    // Members send TCP callers to the master, as xapi does.
+    for m in &members {
+        let r = tcp(m, "session.login_with_password", json!(["root", PASSWORD]));
+        assert_eq!(
+            r["error"],
+            json!({"code":1,"message":"HOST_IS_SLAVE","data":["127.0.0.1"]})
+        );
+    }
+
+    // A write through a member's local socket is forwarded, and once it is acknowledged it is
+    // on every host.
+    let s3 = local_session(&members[1]);
+    let vm = ok(local(
+        &members[1],
+        "VM.create",
+        json!([s3, {"name_label": "replicated"}]),
+    ));
+    for d in std::iter::once(&master).chain(&members) {
+        assert_eq!(
+            generation(d),
+            g + 1,
+            "acknowledged means applied everywhere"
+        );
+    }
+    assert_eq!(
+        ok(local(
+            &members[0],
+            "VM.get_name_label",
+            json!([local_session(&members[0]), vm])
+        )),
+        json!("replicated")
+    );
+
+    // A member dies: the master keeps acknowledging writes and, after its timeout, says the
+    // member is not live.
+    let hosts = ok(local(&master, "host.get_all_records", json!([ms])));
+    let dead = hosts
+        .as_object()
+        .unwrap()
+        .iter()
+        .find(|(_, h)| h["address"] == json!("127.0.0.3"))
+        .unwrap()
+        .0
+        .clone();
+    let dead = json!(dead);
+    members[1].kill9();
+    let started = Instant::now();
+    ok(local(
+        &master,
+        "VM.create",
+        json!([ms, {"name_label": "after the crash"}]),
+    ));
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "a dead member does not block writes for long"
+    );
+    wait_for(
+        "the dead member to be marked not live",
+        Duration::from_secs(20),
+        || !live_of(&master, &ms, &dead),
+    );
+
+    // It comes back: it catches up and is live again.
+    members[1].restart();
+    wait_for(
+        "the member to be live again",
+        Duration::from_secs(20),
+        || live_of(&master, &ms, &dead),
+    );
+    let g = generation(&master);
+    wait_for("the member to catch up", Duration::from_secs(10), || {
+        generation(&members[1]) == generation(&master)
+    });
+    assert!(generation(&members[1]) >= g);
+    let s3 = local_session(&members[1]);
+    let names: Vec<Json> = ok(local(&members[1], "VM.get_all_records", json!([s3])))
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|v| v["name_label"].clone())
+        .collect();
+    assert!(names.contains(&json!("after the crash")), "{names:?}");
+}
+
+#[test]
+fn joining_checks_cpus_unless_forced() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let fixtures = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/cpuinfo");
+    let intel = format!("{fixtures}/intel-xeon-2cpu.txt");
+    let amd = format!("{fixtures}/amd-epyc-4cpu.txt");
+    let master = TestDaemon::start_at("127.0.0.4", port, &["--cpuinfo", &intel]);
+    let joiner = TestDaemon::start_at("127.0.0.5", port, &["--cpuinfo", &amd]);
+    let s = ok(tcp(
+        &joiner,
+        "session.login_with_password",
+        json!(["root", PASSWORD]),
+    ));
+    let r = tcp(
+        &joiner,
+        "pool.join",
+        json!([s, "127.0.0.4", "root", PASSWORD]),
+    );
+    assert_eq!(r["error"]["message"], json!("HOSTS_NOT_HOMOGENEOUS"), "{r}");
+    assert!(
+        r["error"]["data"][0]
+            .as_str()
+            .unwrap()
+            .contains("AuthenticAMD"),
+        "{r}"
+    );
+    // Nothing changed on either side.
+    let ms = local_session(&master);
+    assert_eq!(
+        ok(local(&master, "host.get_all", json!([ms])))
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+    assert_eq!(
+        ok(tcp(&joiner, "host.get_all", json!([s])))
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+    // --force overrides the check.
+    ok(tcp(
+        &joiner,
+        "pool.join_force",
+        json!([s, "127.0.0.4", "root", PASSWORD]),
+    ));
+    assert_eq!(
+        ok(local(&master, "host.get_all", json!([ms])))
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
+    // An unreachable master is a clean error.
+    let lonely = TestDaemon::start_at("127.0.0.6", port, &[]);
+    let s = ok(tcp(
+        &lonely,
+        "session.login_with_password",
+        json!(["root", PASSWORD]),
+    ));
+    let r = tcp(
+        &lonely,
+        "pool.join",
+        json!([s, "127.0.0.7", "root", PASSWORD]),
+    );
+    assert_eq!(
+        r["error"]["message"],
+        json!("JOINING_HOST_CONNECTION_FAILED"),
+        "{r}"
+    );
+}
