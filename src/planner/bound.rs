@@ -37,12 +37,24 @@ pub(crate) fn certified_safe(cat: &Catalog, hosts: &[HostState], d: usize) -> bo
     if hosts.len() <= d {
         return false;
     }
-    // Distinct classes present, largest size first.
+    // Each host's VMs as runs of (size class, count): VMs are kept sorted, so equal sizes are
+    // adjacent and the work below is per distinct size, not per VM.
+    let mut runs: Vec<(usize, i64)> = Vec::new();
+    let mut ends: Vec<usize> = Vec::with_capacity(hosts.len());
     let mut present = vec![false; cat.class_size.len()];
     for h in hosts {
+        let mut last = usize::MAX;
         for &v in &h.vms {
-            present[cat.class[v as usize] as usize] = true;
+            let c = cat.class[v as usize] as usize;
+            if c == last {
+                runs.last_mut().expect("run started").1 += 1;
+            } else {
+                runs.push((c, 1));
+                present[c] = true;
+                last = c;
+            }
         }
+        ends.push(runs.len());
     }
     let classes: Vec<usize> = (0..present.len()).filter(|&c| present[c]).collect();
     let units: Vec<usize> = if classes.len() <= MAX_UNITS {
@@ -54,23 +66,29 @@ pub(crate) fn certified_safe(cat: &Catalog, hosts: &[HostState], d: usize) -> bo
     };
 
     let mut terms: Vec<i128> = Vec::with_capacity(hosts.len());
+    let mut units_per_vm = vec![0i64; cat.class_size.len()];
     // slot_ok[k]: the slot proof with unit `units[k]` holds.
     let mut slot_ok = Vec::with_capacity(units.len());
     for &c in &units {
-        let u = cat.class_size[c] as i128;
+        let u = cat.class_size[c];
         if u <= 0 {
             slot_ok.push(false);
             continue;
         }
+        for &k in &classes {
+            units_per_vm[k] = (cat.class_size[k] + u - 1) / u;
+        }
         terms.clear();
         let mut total: i128 = 0;
-        for h in hosts {
-            let slots = (h.free.max(0) as i128) / u;
+        let mut start = 0;
+        for (h, &end) in hosts.iter().zip(&ends) {
+            let slots = (h.free.max(0) / u) as i128;
             total += slots;
-            let mut need: i128 = 0;
-            for &v in &h.vms {
-                need += (cat.size[v as usize] as i128 + u - 1) / u;
-            }
+            let need: i128 = runs[start..end]
+                .iter()
+                .map(|&(k, n)| (n * units_per_vm[k]) as i128)
+                .sum();
+            start = end;
             terms.push(need + slots);
         }
         slot_ok.push(top_sum(&mut terms, d) <= total);

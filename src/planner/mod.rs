@@ -142,7 +142,11 @@ pub struct Outcome {
     /// `true` when `max_failures` is the exact maximum; `false` when the budget ran out and it is
     /// a proven lower bound (every value it claims is safe).
     pub exact: bool,
-    /// Why one more failure (or, with `max_failures = None`, the current pool) has no plan.
+    /// The largest number of failures not refuted by a breaking sequence: the true maximum lies
+    /// between `max_failures` and this. Equal to `max_failures` when `exact`.
+    pub upper_bound: Option<usize>,
+    /// Why `upper_bound + 1` failures (or, with `max_failures = None`, the current pool) have no
+    /// plan: a failure sequence and the VM it leaves out, or not enough hosts.
     pub limit: NoPlan,
     /// Whether non-agile protected VMs were left out of the plan.
     pub coverage: Coverage,
@@ -214,44 +218,63 @@ pub fn max_host_failures_to_tolerate_with(snapshot: &PoolSnapshot, limits: Limit
         return Outcome {
             max_failures: None,
             exact: true,
+            upper_bound: None,
             limit: no_plan(&p, snapshot, &[], *m),
             coverage,
         };
     }
     let n = p.hosts.len();
     let vms: usize = p.hosts.iter().map(|h| h.vms.len()).sum();
-    let outcome = |max: usize, exact: bool, limit: NoPlan| Outcome {
-        max_failures: Some(max),
-        exact,
-        limit,
-        coverage,
-    };
     if vms == 0 {
-        let limit = not_enough(n, n + 1);
-        return outcome(n, true, limit);
+        return Outcome {
+            max_failures: Some(n),
+            exact: true,
+            upper_bound: Some(n),
+            limit: not_enough(n, n + 1),
+            coverage,
+        };
     }
-    // The certificate alone often reaches the answer; the search starts where it stops.
-    let mut r = 1;
-    while r < n && bound::certified_safe(&p.catalog, &p.hosts, r) {
-        r += 1;
+    // The certificate gives a proven lower bound, dives a witnessed upper bound; the exact search
+    // only has to decide the values in between.
+    let mut proven = 0;
+    while proven + 1 < n && bound::certified_safe(&p.catalog, &p.hosts, proven + 1) {
+        proven += 1;
     }
-    let mut search = Search::new(&p.catalog, &p.hosts, limits.max_simulations);
-    while r < n {
-        match search.check(&p.hosts, r) {
-            Verdict::Safe => r += 1,
-            Verdict::Breaks(seq, m) => return outcome(r - 1, true, no_plan(&p, snapshot, &seq, m)),
+    // Losing every host always breaks the plan; xapi calls that "trivially impossible".
+    let mut refuted = n;
+    let mut limit = not_enough(n, n);
+    if let Some((seq, m)) = search::dive(&p.catalog, &p.hosts, proven, DIVE_TARGETS) {
+        if seq.len() < n {
+            refuted = seq.len();
+            limit = no_plan(&p, snapshot, &seq, m);
+        }
+    }
+    let mut search = Search::new(&p.catalog, &p.hosts, limits.max_work);
+    let mut exact = true;
+    while proven + 1 < refuted {
+        match search.check(&p.hosts, proven + 1) {
+            Verdict::Safe => proven += 1,
+            Verdict::Breaks(seq, m) => {
+                refuted = proven + 1;
+                limit = no_plan(&p, snapshot, &seq, m);
+            }
             Verdict::Unknown => {
-                let limit = NoPlan {
-                    failures: Vec::new(),
-                    cause: Cause::Undecided,
-                };
-                return outcome(r - 1, false, limit);
+                exact = false;
+                break;
             }
         }
     }
-    // r = n: every host fails and the last one has nowhere to send its VMs (xapi's trivial case).
-    outcome(n - 1, true, not_enough(n, n))
+    Outcome {
+        max_failures: Some(proven),
+        exact,
+        upper_bound: Some(refuted - 1),
+        limit,
+        coverage,
+    }
 }
+
+/// How many of the largest VM sizes the witness dives aim at.
+const DIVE_TARGETS: usize = 4;
 
 /// Whether every sequence of `r` host failures leaves a restart plan for all protected agile
 /// VMs, with the default [`Limits`].
@@ -296,7 +319,7 @@ pub fn plan_exists_for_with(
     if vms == 0 || bound::certified_safe(&p.catalog, &p.hosts, r) {
         return Ok(coverage(&p));
     }
-    let mut search = Search::new(&p.catalog, &p.hosts, limits.max_simulations);
+    let mut search = Search::new(&p.catalog, &p.hosts, limits.max_work);
     match search.check(&p.hosts, r) {
         Verdict::Safe => Ok(coverage(&p)),
         Verdict::Breaks(seq, m) => Err(no_plan(&p, snapshot, &seq, m)),

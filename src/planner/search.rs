@@ -30,14 +30,14 @@ pub(crate) struct Search<'a> {
     origin: HashMap<u32, (u32, Vec<u32>)>,
     /// Canonical state -> largest depth proven safe from it.
     proven: HashMap<Vec<i64>, usize>,
-    /// Simulated failures left.
-    budget: usize,
+    /// Work units left (see [`super::Limits`]).
+    budget: u64,
     scratch: Vec<i64>,
 }
 
 impl<'a> Search<'a> {
-    /// A search from `start`, allowed `budget` simulated host failures in total.
-    pub fn new(cat: &'a Catalog, start: &[HostState], budget: usize) -> Self {
+    /// A search from `start`, allowed `budget` work units in total.
+    pub fn new(cat: &'a Catalog, start: &[HostState], budget: u64) -> Self {
         let mut origin = HashMap::new();
         for h in start {
             let first = start
@@ -100,10 +100,10 @@ impl<'a> Search<'a> {
         if d == 1 {
             // Leaves: only success matters, and success does not depend on tie-breaking.
             for &pos in &order {
-                if self.budget == 0 {
+                // A heap over the survivors' free memory, then one step per VM moved.
+                if !self.spend((hosts.len() + hosts[pos].vms.len()) as u64) {
                     return Verdict::Unknown;
                 }
-                self.budget -= 1;
                 if !fail_fits(self.cat, hosts, pos, &mut self.scratch) {
                     let mut state = hosts.to_vec();
                     let (_, misfits) = fail_host(self.cat, &mut state, pos, true, |_, _| {});
@@ -111,11 +111,14 @@ impl<'a> Search<'a> {
                 }
             }
         } else {
+            // A full step copies the state, simulates, and certifies and keys the child: linear
+            // in the VMs, plus a few sorts over the hosts.
+            let vms: usize = hosts.iter().map(|h| h.vms.len()).sum();
+            let cost = (vms + 16 * hosts.len()) as u64;
             for &pos in &order {
-                if self.budget == 0 {
+                if !self.spend(cost) {
                     return Verdict::Unknown;
                 }
-                self.budget -= 1;
                 let mut state = hosts.to_vec();
                 let (dead, misfits) = fail_host(self.cat, &mut state, pos, true, |_, _| {});
                 if let Some(&m) = misfits.first() {
@@ -133,6 +136,17 @@ impl<'a> Search<'a> {
         }
         self.proven.insert(key, d);
         Verdict::Safe
+    }
+
+    /// Takes `cost` units from the budget; `false` when there are not enough left.
+    fn spend(&mut self, cost: u64) -> bool {
+        match self.budget.checked_sub(cost) {
+            Some(left) => {
+                self.budget = left;
+                true
+            }
+            None => false,
+        }
     }
 
     /// One position per class of identical hosts, most dangerous to lose first: the hosts whose
@@ -181,4 +195,67 @@ impl Search<'_> {
         }
         key
     }
+}
+
+/// Looks for a short failure sequence that breaks the plan, by greedy dives.
+///
+/// Each dive fails, at every step, the host whose loss looks worst for one target VM size: the
+/// most load plus the most room that would otherwise be left for that size (the hosts the memory
+/// certificate fears most), and, once `safe_depth` failures are known to be harmless, first tries
+/// every possible next failure for an immediate break. Returns the shortest sequence found; any
+/// sequence returned really breaks the plan (it is simulated with the placement rule).
+pub(crate) fn dive(
+    cat: &Catalog,
+    hosts: &[HostState],
+    safe_depth: usize,
+    targets: usize,
+) -> Option<(Vec<u32>, Misfit)> {
+    let mut present: Vec<i64> = hosts
+        .iter()
+        .flat_map(|h| h.vms.iter().map(|&v| cat.size[v as usize]))
+        .collect();
+    present.sort_unstable_by(|a, b| b.cmp(a));
+    present.dedup();
+    let mut aims: Vec<Option<i64>> = vec![None];
+    aims.extend(present.into_iter().take(targets).map(Some));
+
+    let mut best: Option<(Vec<u32>, Misfit)> = None;
+    let mut scratch = Vec::new();
+    for aim in aims {
+        let mut state = hosts.to_vec();
+        let mut seq: Vec<u32> = Vec::new();
+        loop {
+            let limit = best.as_ref().map_or(usize::MAX, |(s, _)| s.len() - 1);
+            if state.is_empty() || seq.len() >= limit {
+                break;
+            }
+            if seq.len() >= safe_depth {
+                let breaking = (0..state.len()).find(|&p| !fail_fits(cat, &state, p, &mut scratch));
+                if let Some(pos) = breaking {
+                    seq.push(state[pos].host);
+                    let (_, misfits) = fail_host(cat, &mut state, pos, true, |_, _| {});
+                    best = Some((seq, misfits[0]));
+                    break;
+                }
+            }
+            let score = |h: &HostState| match aim {
+                None => h.load as i128,
+                Some(s) => h.load as i128 + (h.free as i128 - s as i128 + 1).max(0),
+            };
+            let pos = (0..state.len())
+                .max_by(|&a, &b| {
+                    score(&state[a])
+                        .cmp(&score(&state[b]))
+                        .then_with(|| preference(cat, &state[a], &state[b]))
+                })
+                .expect("non-empty");
+            seq.push(state[pos].host);
+            let (_, misfits) = fail_host(cat, &mut state, pos, true, |_, _| {});
+            if let Some(&m) = misfits.first() {
+                best = Some((seq, m));
+                break;
+            }
+        }
+    }
+    best
 }

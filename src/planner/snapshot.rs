@@ -131,17 +131,21 @@ impl PoolSnapshot {
 
 /// How much work a question may cost before the planner settles for a conservative answer.
 ///
-/// The budget counts simulated host failures, not time, so answers are reproducible.
+/// The budget counts work, not time, so answers are reproducible on any machine: each host
+/// failure the exact search simulates costs one unit per protected VM in the pool plus 16 per
+/// host (it copies, simulates, certifies and keys the state); the last failure of a sequence,
+/// which is only checked for fit, costs one unit per host plus one per VM moved.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Limits {
-    /// Simulated host failures the exact search may perform per question.
-    pub max_simulations: usize,
+    /// Work units the exact search may spend per question.
+    pub max_work: u64,
 }
 
 impl Default for Limits {
+    /// About 2 million units: some 30 ms at most on the project's machine.
     fn default() -> Self {
         Limits {
-            max_simulations: 20_000,
+            max_work: 2_000_000,
         }
     }
 }
