@@ -1,6 +1,7 @@
 //! Failover planner benchmark: maximum host failures to tolerate on seeded random pools.
 //!
-//! Run with `cargo run --release --example planner_bench` (optionally `-- <utilisation %>`).
+//! Run with `cargo run --release --example planner_bench` (optionally `-- <utilisation %>
+//! [work budget]`).
 //! Prints one line per pool size; the numbers go to `docs/benchmarks.md` ("Failover planner").
 
 use std::time::{Duration, Instant};
@@ -82,10 +83,12 @@ fn main() {
         .nth(1)
         .map(|s| s.parse().expect("utilisation in percent"))
         .unwrap_or(60);
-    println!(
-        "utilisation {utilisation}%, default limits {:?}",
-        Limits::default()
-    );
+    let limits = std::env::args()
+        .nth(2)
+        .map_or(Limits::default(), |w| Limits {
+            max_work: w.parse().expect("work budget in units"),
+        });
+    println!("utilisation {utilisation}%, limits {limits:?}");
     println!("hosts   VMs  max  upper  exact  xapi-approx  time (median of 5)");
     for hosts in [16, 32, 64] {
         for vms in [500, 2_000, 5_000] {
@@ -99,7 +102,9 @@ fn main() {
             let mut outcome = None;
             for _ in 0..5 {
                 let start = Instant::now();
-                outcome = Some(planner::max_host_failures_to_tolerate(&snapshot));
+                outcome = Some(planner::max_host_failures_to_tolerate_with(
+                    &snapshot, limits,
+                ));
                 times.push(start.elapsed());
             }
             times.sort();

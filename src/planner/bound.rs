@@ -16,8 +16,11 @@
 //! * **Memory**: every survivor `h` has received at least `f_h - s + 1` bytes, so a failure needs
 //!   `M(F) + sum over F of (f_h - s + 1)^+ >= T_s + s` with `T_s` the sum over all hosts.
 //!
-//! Maximising the left-hand sides over all `F` of size `d` is taking the `d` largest per-host
-//! terms, so both checks cost a sort.
+//! Both get sharper for the size `s` itself: the VMs smaller than `s` on the host that fails last
+//! come after `x` in its packing, so they were never placed and can be subtracted.
+//!
+//! Maximising the left-hand sides over all `F` of size `d` (and the choice of the last host) is
+//! taking the `d` largest per-host terms, so the checks cost a sort.
 
 use super::placement::{Catalog, HostState};
 
@@ -93,7 +96,8 @@ pub(crate) fn certified_safe(cat: &Catalog, hosts: &[HostState], d: usize) -> bo
         }
         slot_ok.push(top_sum(&mut terms, d) <= total);
     }
-    // For each size present: some unit at least as large proves it, or the memory proof does.
+    // For each size present: some unit at least as large proves it, or the refined proofs do.
+    let mut small = vec![0i128; hosts.len()];
     let mut k = 0; // units[..k] are the units at least as large as the class being checked
     for &c in &classes {
         while k < units.len() && units[k] <= c {
@@ -103,31 +107,76 @@ pub(crate) fn certified_safe(cat: &Catalog, hosts: &[HostState], d: usize) -> bo
         if s > 0 && slot_ok[..k].iter().any(|&ok| ok) {
             continue;
         }
-        if !memory_proof(cat, hosts, d, s, &mut terms) {
+        // Refined slot proof with unit exactly `s`: the last host to fail still holds its VMs
+        // smaller than `s`, which come after the one that does not fit.
+        if s > 0 {
+            for &k in &classes {
+                units_per_vm[k] = (cat.class_size[k] + s - 1) / s;
+            }
+            terms.clear();
+            let mut total: i128 = 0;
+            let mut start = 0;
+            for (i, (h, &end)) in hosts.iter().zip(&ends).enumerate() {
+                let slots = (h.free.max(0) / s) as i128;
+                total += slots;
+                let (mut need, mut later) = (0i128, 0i128);
+                for &(k, n) in &runs[start..end] {
+                    let used = (n * units_per_vm[k]) as i128;
+                    need += used;
+                    if k > c {
+                        later += used;
+                    }
+                }
+                start = end;
+                terms.push(need + slots);
+                small[i] = later;
+            }
+            if top_with_last(&terms, &small, d) <= total {
+                continue;
+            }
+        }
+        // Refined memory proof, the same remark in bytes.
+        terms.clear();
+        let mut total: i128 = 0;
+        let mut start = 0;
+        for (i, (h, &end)) in hosts.iter().zip(&ends).enumerate() {
+            let room = (h.free as i128 - s as i128 + 1).max(0);
+            total += room;
+            terms.push(h.load as i128 + room);
+            small[i] = runs[start..end]
+                .iter()
+                .filter(|&&(k, _)| k > c)
+                .map(|&(k, n)| (n * cat.class_size[k]) as i128)
+                .sum();
+            start = end;
+        }
+        if top_with_last(&terms, &small, d) >= total + s as i128 {
             return false;
         }
     }
     true
 }
 
-/// The memory certificate for a failing VM of size `s`.
-fn memory_proof(
-    cat: &Catalog,
-    hosts: &[HostState],
-    d: usize,
-    s: i64,
-    terms: &mut Vec<i128>,
-) -> bool {
-    let _ = cat;
-    terms.clear();
-    let s = s as i128;
-    let mut total: i128 = 0;
-    for h in hosts {
-        let room = (h.free as i128 - s + 1).max(0);
-        total += room;
-        terms.push(h.load as i128 + room);
-    }
-    top_sum(terms, d) < total + s
+/// The largest `sum over F of terms - later[last]` over sets `F` of `d` hosts (`d >= 1`) and a
+/// host `last` in `F`: the adversary picks the failed set and which of them fails last.
+fn top_with_last(terms: &[i128], later: &[i128], d: usize) -> i128 {
+    let mut order: Vec<usize> = (0..terms.len()).collect();
+    order.sort_unstable_by(|&a, &b| terms[b].cmp(&terms[a]));
+    let d = d.min(terms.len()).max(1);
+    let top: i128 = order[..d].iter().map(|&i| terms[i]).sum();
+    let weakest = terms[order[d - 1]];
+    order
+        .iter()
+        .enumerate()
+        .map(|(rank, &j)| {
+            if rank < d {
+                top - later[j]
+            } else {
+                top - weakest + terms[j] - later[j]
+            }
+        })
+        .max()
+        .unwrap_or(0)
 }
 
 /// Sum of the `d` largest values (all of them if fewer).

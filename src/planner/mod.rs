@@ -274,7 +274,7 @@ pub fn max_host_failures_to_tolerate_with(snapshot: &PoolSnapshot, limits: Limit
 }
 
 /// How many of the largest VM sizes the witness dives aim at.
-const DIVE_TARGETS: usize = 4;
+const DIVE_TARGETS: usize = 12;
 
 /// Whether every sequence of `r` host failures leaves a restart plan for all protected agile
 /// VMs, with the default [`Limits`].
