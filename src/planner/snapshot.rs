@@ -114,6 +114,8 @@ impl PlanVm {
 }
 
 /// Everything the planner needs to know about a pool, frozen at one instant.
+///
+/// Host ids and VM ids must each be unique.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct PoolSnapshot {
     /// All hosts of the pool, available or not.
