@@ -22,40 +22,33 @@
 //! Maximising the left-hand sides over all `F` of size `d` (and the choice of the last host) is
 //! taking the `d` largest per-host terms, so the checks cost a sort.
 
-use super::placement::{Catalog, HostState};
+use super::placement::Catalog;
+use super::shape::Shape;
 
 /// How many distinct VM sizes get their own slot unit; beyond this, units are spread over the
 /// sizes present (any unit `u >= s` is a valid proof for a VM of size `s`).
 const MAX_UNITS: usize = 24;
 
 /// Whether no sequence of `d` failures among `hosts` can leave a VM out. `false` means "unknown".
-pub(crate) fn certified_safe(cat: &Catalog, hosts: &[HostState], d: usize) -> bool {
+pub(crate) fn certified_safe(cat: &Catalog, hosts: &[Shape], d: usize) -> bool {
     if d == 0 {
         return true;
     }
-    let vm_count: usize = hosts.iter().map(|h| h.vms.len()).sum();
+    let vm_count: u32 = hosts.iter().map(|h| h.count).sum();
     if vm_count == 0 {
         return hosts.len() >= d;
     }
     if hosts.len() <= d {
         return false;
     }
-    // Each host's VMs as runs of (size class, count): VMs are kept sorted, so equal sizes are
-    // adjacent and the work below is per distinct size, not per VM.
+    // All hosts' (size class, count) runs in one array; the work below is per distinct size.
     let mut runs: Vec<(usize, i64)> = Vec::new();
     let mut ends: Vec<usize> = Vec::with_capacity(hosts.len());
     let mut present = vec![false; cat.class_size.len()];
     for h in hosts {
-        let mut last = usize::MAX;
-        for &v in &h.vms {
-            let c = cat.class[v as usize] as usize;
-            if c == last {
-                runs.last_mut().expect("run started").1 += 1;
-            } else {
-                runs.push((c, 1));
-                present[c] = true;
-                last = c;
-            }
+        for &(c, n) in &h.runs {
+            runs.push((c as usize, i64::from(n)));
+            present[c as usize] = true;
         }
         ends.push(runs.len());
     }
@@ -161,22 +154,17 @@ pub(crate) fn certified_safe(cat: &Catalog, hosts: &[HostState], d: usize) -> bo
 /// host `last` in `F`: the adversary picks the failed set and which of them fails last.
 fn top_with_last(terms: &[i128], later: &[i128], d: usize) -> i128 {
     let mut order: Vec<usize> = (0..terms.len()).collect();
-    order.sort_unstable_by(|&a, &b| terms[b].cmp(&terms[a]));
-    let d = d.min(terms.len()).max(1);
+    let d = d.clamp(1, terms.len());
+    // Partition, no full sort: order[..d] are the d largest terms, order[d - 1] the smallest of them.
+    order.select_nth_unstable_by(d - 1, |&a, &b| terms[b].cmp(&terms[a]));
     let top: i128 = order[..d].iter().map(|&i| terms[i]).sum();
-    let weakest = terms[order[d - 1]];
-    order
+    let weakest = order[..d].iter().map(|&i| terms[i]).min().unwrap_or(0);
+    let inside = order[..d].iter().map(|&j| top - later[j]).max();
+    let outside = order[d..]
         .iter()
-        .enumerate()
-        .map(|(rank, &j)| {
-            if rank < d {
-                top - later[j]
-            } else {
-                top - weakest + terms[j] - later[j]
-            }
-        })
-        .max()
-        .unwrap_or(0)
+        .map(|&j| top - weakest + terms[j] - later[j])
+        .max();
+    inside.max(outside).unwrap_or(0)
 }
 
 /// Sum of the `d` largest values (all of them if fewer).
@@ -216,16 +204,20 @@ pub fn xapi_approximation_holds(free: &[i64], counts: &[usize], max_vm: i64, r: 
 
 #[cfg(test)]
 mod tests {
+    use super::super::placement::HostState;
     use super::*;
 
-    fn hosts(cat: &Catalog, spec: &[(i64, &[u32])]) -> Vec<HostState> {
+    fn hosts(cat: &Catalog, spec: &[(i64, &[u32])]) -> Vec<Shape> {
         spec.iter()
             .enumerate()
-            .map(|(i, (free, vms))| HostState {
-                host: i as u32,
-                free: *free,
-                load: vms.iter().map(|&v| cat.size[v as usize]).sum(),
-                vms: vms.to_vec(),
+            .map(|(i, (free, vms))| {
+                let h = HostState {
+                    host: i as u32,
+                    free: *free,
+                    load: vms.iter().map(|&v| cat.size[v as usize]).sum(),
+                    vms: vms.to_vec(),
+                };
+                Shape::of(cat, &h)
             })
             .collect()
     }

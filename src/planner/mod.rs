@@ -40,6 +40,7 @@ mod bound;
 mod placement;
 mod prepare;
 mod search;
+mod shape;
 mod snapshot;
 
 use std::collections::{HashMap, HashSet};
@@ -237,26 +238,27 @@ pub fn max_host_failures_to_tolerate_with(snapshot: &PoolSnapshot, limits: Limit
     // The certificate gives a proven lower bound, dives a witnessed upper bound; the exact search
     // only has to decide the values in between.
     let mut proven = 0;
-    while proven + 1 < n && bound::certified_safe(&p.catalog, &p.hosts, proven + 1) {
+    let shapes = p.shapes();
+    while proven + 1 < n && bound::certified_safe(&p.catalog, &shapes, proven + 1) {
         proven += 1;
     }
     // Losing every host always breaks the plan; xapi calls that "trivially impossible".
     let mut refuted = n;
     let mut limit = not_enough(n, n);
-    if let Some((seq, m)) = search::dive(&p.catalog, &p.hosts, proven, DIVE_TARGETS) {
+    if let Some(seq) = search::dive(&p.catalog, &shapes, proven, DIVE_TARGETS) {
         if seq.len() < n {
             refuted = seq.len();
-            limit = no_plan(&p, snapshot, &seq, m);
+            limit = breaking(&p, snapshot, &seq);
         }
     }
-    let mut search = Search::new(&p.catalog, &p.hosts, limits.max_work);
+    let mut search = Search::new(&p.catalog, limits.max_work);
     let mut exact = true;
     while proven + 1 < refuted {
-        match search.check(&p.hosts, proven + 1) {
+        match search.check(&shapes, proven + 1) {
             Verdict::Safe => proven += 1,
-            Verdict::Breaks(seq, m) => {
+            Verdict::Breaks(seq) => {
                 refuted = proven + 1;
-                limit = no_plan(&p, snapshot, &seq, m);
+                limit = breaking(&p, snapshot, &seq);
             }
             Verdict::Unknown => {
                 exact = false;
@@ -316,13 +318,14 @@ pub fn plan_exists_for_with(
     if r > n || (r == n && vms > 0) {
         return Err(not_enough(n, r));
     }
-    if vms == 0 || bound::certified_safe(&p.catalog, &p.hosts, r) {
+    let shapes = p.shapes();
+    if vms == 0 || bound::certified_safe(&p.catalog, &shapes, r) {
         return Ok(coverage(&p));
     }
-    let mut search = Search::new(&p.catalog, &p.hosts, limits.max_work);
-    match search.check(&p.hosts, r) {
+    let mut search = Search::new(&p.catalog, limits.max_work);
+    match search.check(&shapes, r) {
         Verdict::Safe => Ok(coverage(&p)),
-        Verdict::Breaks(seq, m) => Err(no_plan(&p, snapshot, &seq, m)),
+        Verdict::Breaks(seq) => Err(breaking(&p, snapshot, &seq)),
         Verdict::Unknown => Err(NoPlan {
             failures: Vec::new(),
             cause: Cause::Undecided,
@@ -511,6 +514,30 @@ fn not_enough(available: usize, failures: usize) -> NoPlan {
             available,
             failures,
         },
+    }
+}
+
+/// The evidence for a breaking sequence found on shapes: replayed with the concrete rule to name
+/// the VM that does not fit.
+fn breaking(p: &Prepared, snapshot: &PoolSnapshot, seq: &[u32]) -> NoPlan {
+    let mut hosts = p.hosts.clone();
+    for (i, &h) in seq.iter().enumerate() {
+        let Some(pos) = hosts.iter().position(|x| x.host == h) else {
+            break;
+        };
+        let (_, misfits) = fail_host(&p.catalog, &mut hosts, pos, true, |_, _| {});
+        if let Some(&m) = misfits.first() {
+            return no_plan(p, snapshot, &seq[..=i], m);
+        }
+    }
+    // Shapes and hosts follow the same rule, so this cannot happen; stay conservative if it does.
+    debug_assert!(false, "a breaking sequence did not break when replayed");
+    NoPlan {
+        failures: seq
+            .iter()
+            .map(|&h| p.host_ids[h as usize].clone())
+            .collect(),
+        cause: Cause::Undecided,
     }
 }
 

@@ -86,16 +86,6 @@ pub(crate) fn preference(cat: &Catalog, a: &HostState, b: &HostState) -> Orderin
         .then_with(|| b.host.cmp(&a.host))
 }
 
-/// Whether two hosts are interchangeable for every future decision of the rule.
-pub(crate) fn same_shape(cat: &Catalog, a: &HostState, b: &HostState) -> bool {
-    a.free == b.free
-        && a.vms.len() == b.vms.len()
-        && a.vms
-            .iter()
-            .zip(&b.vms)
-            .all(|(&x, &y)| cat.class[x as usize] == cat.class[y as usize])
-}
-
 /// Packs `vms` (internal numbers, ascending) onto `hosts` with biggest-fit-decreasing.
 ///
 /// Each placement is reported to `placed(vm, host)`. A VM that does not fit is left out and
@@ -170,47 +160,6 @@ pub(crate) fn fail_host(
     (dead, misfits)
 }
 
-/// Whether failing the host at `pos` leaves every VM placed, looking only at free memory.
-///
-/// Which of several equally free hosts gets a VM never changes whether the packing succeeds (the
-/// multiset of free memory evolves the same way), so this cheap check needs no contents.
-pub(crate) fn fail_fits(
-    cat: &Catalog,
-    hosts: &[HostState],
-    pos: usize,
-    scratch: &mut Vec<i64>,
-) -> bool {
-    let vms = &hosts[pos].vms;
-    if vms.is_empty() {
-        return true;
-    }
-    scratch.clear();
-    scratch.extend(
-        hosts
-            .iter()
-            .enumerate()
-            .filter(|&(i, _)| i != pos)
-            .map(|(_, h)| h.free),
-    );
-    if scratch.is_empty() {
-        return false;
-    }
-    // A binary max-heap over free memory, kept by hand to avoid allocation per call.
-    let mut heap = std::collections::BinaryHeap::from(std::mem::take(scratch));
-    let mut ok = true;
-    for &vm in vms {
-        let size = cat.size[vm as usize];
-        let mut top = heap.peek_mut().expect("non-empty");
-        if *top < size {
-            ok = false;
-            break;
-        }
-        *top -= size;
-    }
-    *scratch = heap.into_vec();
-    ok
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -267,24 +216,5 @@ mod tests {
         let mut to = None;
         pack(&cat, &mut hosts, &[2], false, |_, h| to = Some(h));
         assert_eq!(to, Some(1));
-    }
-
-    #[test]
-    fn fast_fit_check_agrees_with_the_full_rule() {
-        let cat = Catalog::from_sorted_sizes(vec![6, 5, 5, 3, 2]);
-        let hosts = vec![
-            host(0, 4, vec![0, 2], &cat),
-            host(1, 7, vec![1], &cat),
-            host(2, 6, vec![3, 4], &cat),
-        ];
-        let mut scratch = Vec::new();
-        for pos in 0..hosts.len() {
-            let mut copy = hosts.clone();
-            let (_, misfits) = fail_host(&cat, &mut copy, pos, true, |_, _| {});
-            assert_eq!(
-                fail_fits(&cat, &hosts, pos, &mut scratch),
-                misfits.is_empty()
-            );
-        }
     }
 }

@@ -8,6 +8,7 @@
 use std::collections::HashMap;
 
 use super::placement::{pack, Catalog, HostState, Misfit};
+use super::shape::Shape;
 use super::snapshot::PoolSnapshot;
 
 /// A protected VM that cannot move freely (xapi: not "properly shared").
@@ -187,6 +188,14 @@ impl Prepared {
             settle_moves,
             settle_misfits,
         }
+    }
+
+    /// The settled hosts as the search sees them.
+    pub fn shapes(&self) -> Vec<Shape> {
+        self.hosts
+            .iter()
+            .map(|h| Shape::of(&self.catalog, h))
+            .collect()
     }
 
     /// The planner number of an available host, by id.

@@ -9,15 +9,16 @@
 use std::collections::HashMap;
 
 use super::bound::certified_safe;
-use super::placement::{fail_fits, fail_host, preference, same_shape, Catalog, HostState, Misfit};
+use super::placement::Catalog;
+use super::shape::{fail, fits, preference, same, Shape};
 
 /// What the search found.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) enum Verdict {
     /// Every sequence of `d` failures leaves every VM placed.
     Safe,
-    /// This sequence of host numbers breaks the plan; its last failure leaves the VM out.
-    Breaks(Vec<u32>, Misfit),
+    /// This sequence of host numbers breaks the plan: its last failure leaves a VM out.
+    Breaks(Vec<u32>),
     /// The budget ran out before an answer.
     Unknown,
 }
@@ -25,9 +26,6 @@ pub(crate) enum Verdict {
 /// A search over one starting state; reuse it to ask about several depths.
 pub(crate) struct Search<'a> {
     cat: &'a Catalog,
-    /// For each host number, the shape class of the host in the starting state and the VMs it
-    /// held then; a state's key only needs what each host received since.
-    origin: HashMap<u32, (u32, Vec<u32>)>,
     /// Canonical state -> largest depth proven safe from it.
     proven: HashMap<Vec<i64>, usize>,
     /// Work units left (see [`super::Limits`]).
@@ -36,19 +34,10 @@ pub(crate) struct Search<'a> {
 }
 
 impl<'a> Search<'a> {
-    /// A search from `start`, allowed `budget` work units in total.
-    pub fn new(cat: &'a Catalog, start: &[HostState], budget: u64) -> Self {
-        let mut origin = HashMap::new();
-        for h in start {
-            let first = start
-                .iter()
-                .find(|o| same_shape(cat, o, h))
-                .map_or(h.host, |o| o.host);
-            origin.insert(h.host, (first, h.vms.clone()));
-        }
+    /// A search allowed `budget` work units in total.
+    pub fn new(cat: &'a Catalog, budget: u64) -> Self {
         Search {
             cat,
-            origin,
             proven: HashMap::new(),
             budget,
             scratch: Vec::new(),
@@ -56,8 +45,8 @@ impl<'a> Search<'a> {
     }
 
     /// Whether every sequence of `d` failures among `hosts` keeps every VM placed.
-    pub fn check(&mut self, hosts: &[HostState], d: usize) -> Verdict {
-        let vm_count: usize = hosts.iter().map(|h| h.vms.len()).sum();
+    pub fn check(&mut self, hosts: &[Shape], d: usize) -> Verdict {
+        let vm_count: u32 = hosts.iter().map(|h| h.count).sum();
         if vm_count == 0 {
             // Nothing to restart: only the number of hosts matters (xapi's trivial rule).
             return if hosts.len() >= d {
@@ -74,64 +63,59 @@ impl<'a> Search<'a> {
 
     /// When every host fails the VMs end up with nowhere to go: find where, in the rule's own
     /// order of danger, so the caller gets a concrete sequence.
-    fn exhaust(&mut self, hosts: &[HostState]) -> Verdict {
+    fn exhaust(&mut self, hosts: &[Shape]) -> Verdict {
         let mut state = hosts.to_vec();
         let mut seq = Vec::new();
         while !state.is_empty() {
-            let pos = self.danger_order(&state)[0];
-            seq.push(state[pos].host);
-            let (_, misfits) = fail_host(self.cat, &mut state, pos, true, |_, _| {});
-            if let Some(&m) = misfits.first() {
-                return Verdict::Breaks(seq, m);
+            let pos = danger_order(&state)[0];
+            let (dead, misfit) = fail(self.cat, &mut state, pos);
+            seq.push(dead.host);
+            if misfit.is_some() {
+                return Verdict::Breaks(seq);
             }
         }
         unreachable!("the last host to fail holds every VM and has no one to give them to")
     }
 
-    fn dfs(&mut self, hosts: &[HostState], d: usize) -> Verdict {
+    fn dfs(&mut self, hosts: &[Shape], d: usize) -> Verdict {
         if d == 0 || certified_safe(self.cat, hosts, d) {
             return Verdict::Safe;
         }
-        let key = self.canonical(hosts);
+        let key = canonical(hosts);
         if self.proven.get(&key).is_some_and(|&p| p >= d) {
             return Verdict::Safe;
         }
-        let order = self.danger_order(hosts);
-        if d == 1 {
-            // Leaves: only success matters, and success does not depend on tie-breaking.
-            for &pos in &order {
-                // A heap over the survivors' free memory, then one step per VM moved.
-                if !self.spend((hosts.len() + hosts[pos].vms.len()) as u64) {
+        let order = danger_order(hosts);
+        // Copying a state and certifying a child cost a few words per host and per size class.
+        let runs: usize = hosts.iter().map(|h| h.runs.len()).sum();
+        let step = (4 * hosts.len() + 2 * runs) as u64;
+        for &pos in &order {
+            let moved = u64::from(hosts[pos].count);
+            if d == 1 {
+                // Leaves: only success matters, which needs free memory only.
+                if !self.spend(hosts.len() as u64 + moved) {
                     return Verdict::Unknown;
                 }
-                if !fail_fits(self.cat, hosts, pos, &mut self.scratch) {
-                    let mut state = hosts.to_vec();
-                    let (_, misfits) = fail_host(self.cat, &mut state, pos, true, |_, _| {});
-                    return Verdict::Breaks(vec![hosts[pos].host], misfits[0]);
+                if !fits(self.cat, hosts, pos, &mut self.scratch) {
+                    return Verdict::Breaks(vec![hosts[pos].host]);
                 }
+                continue;
             }
-        } else {
-            // A full step copies the state, simulates, and certifies and keys the child: linear
-            // in the VMs, plus a few sorts over the hosts.
-            let vms: usize = hosts.iter().map(|h| h.vms.len()).sum();
-            let cost = (vms + 16 * hosts.len()) as u64;
-            for &pos in &order {
-                if !self.spend(cost) {
-                    return Verdict::Unknown;
+            if !self.spend(step + moved * hosts.len() as u64 / 4) {
+                return Verdict::Unknown;
+            }
+            let mut state = hosts.to_vec();
+            let (dead, misfit) = fail(self.cat, &mut state, pos);
+            if misfit.is_some() {
+                return Verdict::Breaks(vec![dead.host]);
+            }
+            match self.dfs(&state, d - 1) {
+                Verdict::Safe => {}
+                Verdict::Breaks(mut seq) => {
+                    seq.insert(0, dead.host);
+                    return Verdict::Breaks(seq);
                 }
-                let mut state = hosts.to_vec();
-                let (dead, misfits) = fail_host(self.cat, &mut state, pos, true, |_, _| {});
-                if let Some(&m) = misfits.first() {
-                    return Verdict::Breaks(vec![dead.host], m);
-                }
-                match self.dfs(&state, d - 1) {
-                    Verdict::Safe => {}
-                    Verdict::Breaks(mut seq, m) => {
-                        seq.insert(0, dead.host);
-                        return Verdict::Breaks(seq, m);
-                    }
-                    Verdict::Unknown => return Verdict::Unknown,
-                }
+                Verdict::Unknown => return Verdict::Unknown,
             }
         }
         self.proven.insert(key, d);
@@ -148,53 +132,40 @@ impl<'a> Search<'a> {
             None => false,
         }
     }
-
-    /// One position per class of identical hosts, most dangerous to lose first: the hosts whose
-    /// loss moves the most memory, so that failing sequences are found early.
-    fn danger_order(&self, hosts: &[HostState]) -> Vec<usize> {
-        let mut idx: Vec<usize> = (0..hosts.len()).collect();
-        idx.sort_by(|&a, &b| {
-            let (ha, hb) = (&hosts[a], &hosts[b]);
-            hb.load
-                .cmp(&ha.load)
-                .then_with(|| preference(self.cat, ha, hb))
-        });
-        idx.dedup_by(|a, b| same_shape(self.cat, &hosts[*a], &hosts[*b]));
-        idx
-    }
 }
 
-impl Search<'_> {
-    /// A key equal for states that are the same up to renaming identical hosts and equal-sized
-    /// VMs. Every state searched descends from the start, so a host is described by its shape
-    /// class at the start, its free memory and the size classes of the VMs it received since.
-    /// Equal keys imply equal (free memory, VM sizes) multisets, which have the same future under
-    /// the placement rule (see `placement`); unequal keys may still be equivalent states, which
-    /// only costs a missed memo hit.
-    fn canonical(&self, hosts: &[HostState]) -> Vec<i64> {
-        let mut parts: Vec<Vec<i64>> = hosts
-            .iter()
-            .map(|h| {
-                let (class, start) = &self.origin[&h.host];
-                let mut p = vec![*class as i64, h.free];
-                let mut old = start.iter().peekable();
-                for &v in &h.vms {
-                    while old.next_if(|&&o| o < v).is_some() {}
-                    if old.next_if_eq(&&v).is_none() {
-                        p.push(self.cat.class[v as usize] as i64);
-                    }
-                }
-                p
-            })
-            .collect();
-        parts.sort_unstable();
-        let mut key = Vec::with_capacity(parts.iter().map(|p| p.len() + 1).sum());
-        for p in parts {
-            key.push(p.len() as i64);
-            key.extend(p);
-        }
-        key
-    }
+/// One position per class of identical hosts, most dangerous to lose first: the hosts whose
+/// loss moves the most memory, so that failing sequences are found early.
+fn danger_order(hosts: &[Shape]) -> Vec<usize> {
+    let mut idx: Vec<usize> = (0..hosts.len()).collect();
+    idx.sort_by(|&a, &b| {
+        let (ha, hb) = (&hosts[a], &hosts[b]);
+        hb.load.cmp(&ha.load).then_with(|| preference(ha, hb))
+    });
+    // Identical shapes differ only by host number, so they are adjacent after this sort.
+    idx.dedup_by(|a, b| same(&hosts[*a], &hosts[*b]));
+    idx
+}
+
+/// A key equal exactly for states that are the same up to renaming hosts: each host is written
+/// as its free memory and its (size class, count) runs, and the hosts are sorted. Such states
+/// have the same future under the placement rule (see `docs/planner.md`, "Symmetry").
+fn canonical(hosts: &[Shape]) -> Vec<i64> {
+    let mut parts: Vec<Vec<i64>> = hosts
+        .iter()
+        .map(|h| {
+            let mut p = Vec::with_capacity(2 + 2 * h.runs.len());
+            p.push(h.free);
+            p.push(h.runs.len() as i64);
+            for &(c, n) in &h.runs {
+                p.push(i64::from(c));
+                p.push(i64::from(n));
+            }
+            p
+        })
+        .collect();
+    parts.sort_unstable();
+    parts.concat()
 }
 
 /// Looks for a short failure sequence that breaks the plan, by greedy dives.
@@ -206,39 +177,42 @@ impl Search<'_> {
 /// sequence returned really breaks the plan (it is simulated with the placement rule).
 pub(crate) fn dive(
     cat: &Catalog,
-    hosts: &[HostState],
+    hosts: &[Shape],
     safe_depth: usize,
     targets: usize,
-) -> Option<(Vec<u32>, Misfit)> {
-    let mut present: Vec<i64> = hosts
+) -> Option<Vec<u32>> {
+    let mut present: Vec<u32> = hosts
         .iter()
-        .flat_map(|h| h.vms.iter().map(|&v| cat.size[v as usize]))
+        .flat_map(|h| h.runs.iter().map(|&(c, _)| c))
         .collect();
-    present.sort_unstable_by(|a, b| b.cmp(a));
+    present.sort_unstable();
     present.dedup();
     let mut aims: Vec<Option<i64>> = vec![None];
-    aims.extend(present.into_iter().take(targets).map(Some));
+    aims.extend(
+        present
+            .into_iter()
+            .take(targets)
+            .map(|c| Some(cat.class_size[c as usize])),
+    );
 
-    let mut best: Option<(Vec<u32>, Misfit)> = None;
+    let mut best: Option<Vec<u32>> = None;
     let mut scratch = Vec::new();
     for aim in aims {
         let mut state = hosts.to_vec();
         let mut seq: Vec<u32> = Vec::new();
         loop {
-            let limit = best.as_ref().map_or(usize::MAX, |(s, _)| s.len() - 1);
+            let limit = best.as_ref().map_or(usize::MAX, |s| s.len() - 1);
             if state.is_empty() || seq.len() >= limit {
                 break;
             }
             if seq.len() >= safe_depth {
-                let breaking = (0..state.len()).find(|&p| !fail_fits(cat, &state, p, &mut scratch));
-                if let Some(pos) = breaking {
-                    seq.push(state[pos].host);
-                    let (_, misfits) = fail_host(cat, &mut state, pos, true, |_, _| {});
-                    best = Some((seq, misfits[0]));
+                if let Some(p) = (0..state.len()).find(|&p| !fits(cat, &state, p, &mut scratch)) {
+                    seq.push(state[p].host);
+                    best = Some(seq);
                     break;
                 }
             }
-            let score = |h: &HostState| match aim {
+            let score = |h: &Shape| match aim {
                 None => h.load as i128,
                 Some(s) => h.load as i128 + (h.free as i128 - s as i128 + 1).max(0),
             };
@@ -246,13 +220,13 @@ pub(crate) fn dive(
                 .max_by(|&a, &b| {
                     score(&state[a])
                         .cmp(&score(&state[b]))
-                        .then_with(|| preference(cat, &state[a], &state[b]))
+                        .then_with(|| preference(&state[a], &state[b]))
                 })
                 .expect("non-empty");
-            seq.push(state[pos].host);
-            let (_, misfits) = fail_host(cat, &mut state, pos, true, |_, _| {});
-            if let Some(&m) = misfits.first() {
-                best = Some((seq, m));
+            let (dead, misfit) = fail(cat, &mut state, pos);
+            seq.push(dead.host);
+            if misfit.is_some() {
+                best = Some(seq);
                 break;
             }
         }

@@ -134,9 +134,9 @@ impl PoolSnapshot {
 /// How much work a question may cost before the planner settles for a conservative answer.
 ///
 /// The budget counts work, not time, so answers are reproducible on any machine: each host
-/// failure the exact search simulates costs one unit per protected VM in the pool plus 16 per
-/// host (it copies, simulates, certifies and keys the state); the last failure of a sequence,
-/// which is only checked for fit, costs one unit per host plus one per VM moved.
+/// failure the exact search simulates costs 4 units per host, 2 per distinct VM size on each host
+/// (copying and certifying the state) and a quarter of the hosts per VM moved; the last failure
+/// of a sequence, which is only checked for fit, costs one unit per host plus one per VM moved.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Limits {
     /// Work units the exact search may spend per question.
@@ -144,10 +144,10 @@ pub struct Limits {
 }
 
 impl Default for Limits {
-    /// About 2 million units: some 30 ms at most on the project's machine.
+    /// 1.5 million units: some 25 to 45 ms at most on the project's machine.
     fn default() -> Self {
         Limits {
-            max_work: 2_000_000,
+            max_work: 1_500_000,
         }
     }
 }
