@@ -426,3 +426,30 @@ fn a_sequence_of_failures_moves_vms_twice_when_their_new_host_fails() {
     assert_eq!(plan.placements.len(), 1);
     assert_eq!(plan.placements[0].host, "c");
 }
+
+#[test]
+fn hypothetical_protection_plans_for_exactly_the_vms_given() {
+    // Unprotected VMs still hold their memory; only the set to restart changes.
+    let pool = PoolSnapshot::new(
+        vec![host("master", 256, &[120, 100]), host("slave", 180, &[30])],
+        vec![
+            vm("vm1", 120, Some("master")),
+            vm("vm2", 100, Some("master")),
+            vm("vm3", 30, Some("slave")),
+        ],
+    );
+    // Everything protected: the slave's 150 GiB cannot take both of the master's VMs.
+    assert_eq!(
+        planner::max_host_failures_to_tolerate(&pool).max_failures,
+        Some(0)
+    );
+    let what_if = pool.with_priorities([
+        ("vm1", RestartPriority::Restart),
+        ("vm3", RestartPriority::Restart),
+        ("vm2", RestartPriority::BestEffort),
+    ]);
+    assert_eq!(
+        planner::max_host_failures_to_tolerate(&what_if).max_failures,
+        Some(1)
+    );
+}

@@ -129,6 +129,32 @@ impl PoolSnapshot {
     pub fn new(hosts: Vec<PlanHost>, vms: Vec<PlanVm>) -> Self {
         PoolSnapshot { hosts, vms }
     }
+
+    /// The same pool with exactly the VMs of `configuration` given their priority and every other
+    /// VM unprotected: the pool `pool.ha_compute_hypothetical_max_host_failures_to_tolerate`
+    /// plans for. Ids that name no VM of the snapshot are ignored.
+    ///
+    /// ```
+    /// use xenha::planner::{PlanVm, PoolSnapshot, RestartPriority};
+    /// let pool = PoolSnapshot::new(vec![], vec![PlanVm::protected("a", 1, None), PlanVm::protected("b", 1, None)]);
+    /// let what_if = pool.with_priorities([("b", RestartPriority::BestEffort)]);
+    /// assert!(what_if.vms.iter().all(|vm| !vm.is_protected()));
+    /// ```
+    pub fn with_priorities<'a>(
+        &self,
+        configuration: impl IntoIterator<Item = (&'a str, RestartPriority)>,
+    ) -> PoolSnapshot {
+        let wanted: std::collections::HashMap<&str, RestartPriority> =
+            configuration.into_iter().collect();
+        let mut next = self.clone();
+        for vm in &mut next.vms {
+            vm.restart_priority = wanted
+                .get(vm.id.as_str())
+                .copied()
+                .unwrap_or(RestartPriority::None);
+        }
+        next
+    }
 }
 
 /// How much work a question may cost before the planner settles for a conservative answer.
