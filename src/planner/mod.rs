@@ -154,8 +154,9 @@ pub struct Outcome {
 }
 
 impl Outcome {
-    /// The value xapi stores in `pool.ha_plan_exists_for` semantics: its bisection only accepts
-    /// `Plan_exists_for_all_VMs`, so any non-agile protected VM, or no plan at all, gives 0.
+    /// The number xapi's `compute_max_host_failures_to_tolerate` would report from this outcome:
+    /// its bisection only accepts `Plan_exists_for_all_VMs`, so any non-agile protected VM, or no
+    /// plan at all, gives 0.
     pub fn xapi_value(&self) -> usize {
         match (self.coverage, self.max_failures) {
             (Coverage::AllVms, Some(r)) => r,
