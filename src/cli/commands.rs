@@ -1,0 +1,741 @@
+//! The command implementations (`cli_operations.ml`): the generic `-list`/`-param-*` commands
+//! over any class of the model, and the HA, CPU and VM commands this `xe` supports. Each
+//! returns what to print through the [`Printer`] or a [`CliError`]; none formats an error itself.
+
+use std::io::IsTerminal;
+
+use super::args::CommandLine;
+use super::errors::CliError;
+use super::printer::{Out, Printer, Rec};
+use super::records::{
+    self, by_uuid, cli_fields, field_ref, get, get_map, get_set, is_map, is_set, key,
+    mutable_collection, settable, Ctx, FieldRef, Obj,
+};
+use super::table::{Command, Op};
+use crate::client::value_text;
+use crate::model::{self, parse_bool, ClassDecl, FieldDecl, Ty, Value, NULL_REF};
+
+/// xe's `stdparams`: never filters, never fields to set.
+pub const STDPARAMS: &[&str] = &[
+    "server",
+    "password",
+    "port",
+    "username",
+    "minimal",
+    "force",
+    "multiple",
+    "all",
+    "message-priority",
+    "trace",
+];
+
+/// `no_force_msg`.
+pub const NO_FORCE: &str =
+    "This operation is dangerous and may cause data loss. This operation must be forced (use --force).";
+
+/// Output format for list commands (an extension; xe's own is the default).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Format {
+    /// xe's records.
+    #[default]
+    Xe,
+    /// A JSON array of objects.
+    Json,
+    /// A table drawn by comfy-table.
+    Table,
+}
+
+/// Options beyond xe that change how a command runs.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Extras {
+    /// `--output`.
+    pub format: Format,
+    /// Both stdin and stderr are terminals: dangerous commands may ask, long ones show progress.
+    pub interactive: bool,
+}
+
+/// `get_bool_param`: absent is `false`; a bad value is xe's parse failure.
+pub fn bool_param(cmd: &CommandLine, name: &str) -> Result<bool, CliError> {
+    match cmd.get(name) {
+        None => Ok(false),
+        Some(v) => parse_bool(v).ok_or_else(|| {
+            CliError::failure(format!(
+                "Failed to parse parameter '{name}': Expected 'true','t','yes','y','1','false','f','no','n','0' got {v}"
+            ))
+        }),
+    }
+}
+
+/// `read_map_params name`: every `name:key=value` (or `name-key=value`) as `(key, value)`.
+pub fn map_params(cmd: &CommandLine, name: &str) -> Vec<(String, String)> {
+    let len = name.len() + 1;
+    cmd.params
+        .iter()
+        .filter(|(k, _)| k.starts_with(name) && k.len() > len)
+        .map(|(k, v)| (k[len..].to_string(), v.clone()))
+        .collect()
+}
+
+/// Run one command after login.
+pub fn run(
+    c: &Command,
+    cmd: &CommandLine,
+    ctx: &mut Ctx,
+    p: &mut Printer,
+    x: Extras,
+) -> Result<(), CliError> {
+    match c.op {
+        Op::List(class) => list(class, cmd, ctx, p, x),
+        Op::ParamList(class) => param_list(class, cmd, ctx, p, x),
+        Op::ParamGet(class) => param_get(class, cmd, ctx, p),
+        Op::ParamSet(class) => param_set(class, cmd, ctx),
+        Op::ParamAdd(class) => param_add(class, cmd, ctx),
+        Op::ParamRemove(class) => param_remove(class, cmd, ctx),
+        Op::ParamClear(class) => param_clear(class, cmd, ctx),
+        Op::HostCpuInfo => {
+            let host = match cmd.get("uuid") {
+                Some(u) => value_text(&ctx.call("host.get_by_uuid", &[u.into()])?),
+                None => {
+                    let s = ctx.session.reference.clone();
+                    value_text(&ctx.call("session.get_this_host", &[s.into()])?)
+                }
+            };
+            let info = ctx.call("host.get_cpu_info", &[host.into()])?;
+            let rec: Rec = info
+                .as_struct()
+                .map(|m| m.iter().map(|(k, v)| (k.clone(), value_text(v))).collect())
+                .unwrap_or_default();
+            p.print(Out::Table(vec![rec]));
+            Ok(())
+        }
+        Op::HostIsInEmergencyMode => {
+            let v = ctx.call("host.is_in_emergency_mode", &[])?;
+            p.print(Out::Msg(bool_text(&v)));
+            Ok(())
+        }
+        Op::HostEmergencyHaDisable => {
+            let soft = bool_param(cmd, "soft")?;
+            fail_without_force(cmd, x)?;
+            ctx.call("host.emergency_ha_disable", &[Value::Bool(soft)])?;
+            Ok(())
+        }
+        Op::PoolHaEnable => {
+            let config = map_params(cmd, "ha-config");
+            let mut srs = Vec::new();
+            if let Some(list) = cmd.get("heartbeat-sr-uuids") {
+                for u in list.split(',') {
+                    srs.push(ctx.call("SR.get_by_uuid", &[u.into()])?);
+                }
+            }
+            ctx.call(
+                "pool.enable_ha",
+                &[Value::Array(srs), Value::string_map(config)],
+            )?;
+            Ok(())
+        }
+        Op::PoolHaDisable => {
+            ctx.call("pool.disable_ha", &[])?;
+            Ok(())
+        }
+        Op::PoolHaPreventRestartsFor => {
+            let s = cmd.get("seconds").unwrap_or("");
+            let n: i64 = s.parse().map_err(|_| {
+                CliError::Api(model::ApiError::internal("Failure: Int64.of_string"))
+            })?;
+            ctx.call("pool.ha_prevent_restarts_for", &[Value::Int(n)])?;
+            Ok(())
+        }
+        Op::PoolEmergencyTransitionToMaster => {
+            let force = bool_param(cmd, "force")?;
+            if !force && is_master(ctx)? {
+                p.print(Out::List(vec![
+                    "Host agent is already master. Use '--force' to execute the operation anyway."
+                        .into(),
+                ]));
+                return Ok(());
+            }
+            ctx.call("pool.emergency_transition_to_master", &[])?;
+            p.print(Out::List(vec![format!(
+                "Host agent will restart and transition to master in {} seconds...",
+                FUSE_TIME
+            )]));
+            Ok(())
+        }
+        Op::PoolEmergencyResetMaster => {
+            let addr = cmd.get("master-address").unwrap_or("").to_string();
+            ctx.call("pool.emergency_reset_master", &[addr.clone().into()])?;
+            p.print(Out::List(vec![format!(
+                "Host agent will restart and become slave of {addr} in {FUSE_TIME} seconds..."
+            )]));
+            Ok(())
+        }
+        Op::PoolRecoverSlaves => {
+            let hosts = ctx.call("pool.recover_slaves", &[])?;
+            let mut uuids = Vec::new();
+            for h in hosts.as_array().unwrap_or(&[]) {
+                uuids.push(value_text(
+                    &ctx.call("host.get_uuid", std::slice::from_ref(h))?,
+                ));
+            }
+            p.print(Out::List(uuids));
+            Ok(())
+        }
+        Op::PoolHaComputeMax => {
+            let n = ctx.call("pool.ha_compute_max_host_failures_to_tolerate", &[])?;
+            p.print(Out::List(vec![value_text(&n)]));
+            Ok(())
+        }
+        Op::PoolHaComputeHypotheticalMax => {
+            let vms = cmd.all("vm-uuid");
+            let pri = cmd.all("restart-priority");
+            if vms.len() != pri.len() {
+                return Err(CliError::failure(
+                    "Call requires an equal number of vm-uuid and restart-priority arguments",
+                ));
+            }
+            let mut config = indexmap::IndexMap::new();
+            for (u, pr) in vms.iter().zip(pri) {
+                let r = value_text(&ctx.call("VM.get_by_uuid", &[(*u).into()])?);
+                config.insert(r, Value::str(pr));
+            }
+            let n = ctx.call(
+                "pool.ha_compute_hypothetical_max_host_failures_to_tolerate",
+                &[Value::Struct(config)],
+            )?;
+            p.print(Out::List(vec![value_text(&n)]));
+            Ok(())
+        }
+        Op::VmStart => vm_start(cmd, ctx, x),
+    }
+}
+
+/// `string_of_float !Constants.fuse_time` with `fuse_time = 10.`: OCaml prints `10.`.
+const FUSE_TIME: &str = "10.";
+
+fn bool_text(v: &Value) -> String {
+    match v {
+        Value::Bool(b) => b.to_string(),
+        other => parse_bool(&value_text(other))
+            .map(|b| b.to_string())
+            .unwrap_or_else(|| value_text(other)),
+    }
+}
+
+/// `fail_without_force`, with the opt-in terminal confirmation.
+fn fail_without_force(cmd: &CommandLine, x: Extras) -> Result<(), CliError> {
+    if bool_param(cmd, "force")? {
+        return Ok(());
+    }
+    if x.interactive {
+        let yes = dialoguer::Confirm::new()
+            .with_prompt("This operation is dangerous and may cause data loss. Continue?")
+            .default(false)
+            .interact()
+            .unwrap_or(false);
+        if yes {
+            return Ok(());
+        }
+    }
+    Err(CliError::failure(NO_FORCE))
+}
+
+/// Whether the host we talk to is the pool master (xapi asks `Pool_role.is_master`). A host in
+/// emergency mode, or one that cannot answer, is not.
+fn is_master(ctx: &mut Ctx) -> Result<bool, CliError> {
+    if let Ok(Ok(v)) = ctx.try_call("host.is_in_emergency_mode", &[]) {
+        if bool_text(&v) == "true" {
+            return Ok(false);
+        }
+    }
+    let s = ctx.session.reference.clone();
+    let Ok(Ok(me)) = ctx.try_call("session.get_this_host", &[s.into()]) else {
+        return Ok(false);
+    };
+    let Ok(Ok(pools)) = ctx.try_call("pool.get_all", &[]) else {
+        return Ok(false);
+    };
+    let Some(pool) = pools.as_array().and_then(|a| a.first()).cloned() else {
+        return Ok(false);
+    };
+    let Ok(Ok(master)) = ctx.try_call("pool.get_master", &[pool]) else {
+        return Ok(false);
+    };
+    Ok(value_text(&master) == value_text(&me))
+}
+
+/// `choose_params`: `params=` as given, or the default list; `params=all` means every field.
+fn chosen<'a>(cmd: &'a CommandLine, defaults: &'a [&'a str]) -> Option<Vec<&'a str>> {
+    match cmd.get("params") {
+        Some("all") => None,
+        Some(ps) => Some(ps.split(',').collect()),
+        None if defaults.is_empty() => None,
+        None => Some(defaults.to_vec()),
+    }
+}
+
+/// `select_fields`: the fields to print, in record order, hidden ones dropped.
+fn selected(class: &'static ClassDecl, names: &Option<Vec<&str>>) -> Vec<&'static FieldDecl> {
+    cli_fields(class)
+        .filter(|f| !f.hidden)
+        .filter(|f| names.as_ref().is_none_or(|n| n.contains(&f.cli)))
+        .collect()
+}
+
+fn record(
+    ctx: &mut Ctx,
+    o: &Obj,
+    fields: &[&'static FieldDecl],
+    expensive: bool,
+) -> Result<Rec, CliError> {
+    fields
+        .iter()
+        .map(|f| Ok((key(f), get(ctx, o, f, expensive)?)))
+        .collect()
+}
+
+fn list(
+    class: &'static ClassDecl,
+    cmd: &CommandLine,
+    ctx: &mut Ctx,
+    p: &mut Printer,
+    x: Extras,
+) -> Result<(), CliError> {
+    let all = ctx.all(class)?;
+    let mut filters: Vec<(String, String)> = Vec::new();
+    if class.name == "VM" {
+        filters.push(("is-a-template".into(), "false".into()));
+    }
+    filters.extend(
+        cmd.params
+            .iter()
+            .filter(|(k, _)| {
+                k != "params" && !STDPARAMS.contains(&k.as_str()) && !k.starts_with("database:")
+            })
+            .cloned(),
+    );
+    let mut objs = all.clone();
+    for (k, v) in &filters {
+        objs = records::filter(ctx, objs, k, v)?;
+    }
+    if bool_param(cmd, "all")? {
+        objs = all;
+    }
+    let fields = selected(class, &chosen(cmd, class.default_list));
+    let mut table = Vec::new();
+    for o in &objs {
+        table.push(record(ctx, o, &fields, false)?);
+    }
+    emit(p, fields.as_slice(), table, x.format);
+    Ok(())
+}
+
+/// Print records in the chosen format.
+fn emit(p: &mut Printer, fields: &[&'static FieldDecl], table: Vec<Rec>, format: Format) {
+    match format {
+        Format::Xe => p.print(Out::Table(table)),
+        Format::Json => {
+            let arr: Vec<serde_json::Value> = table
+                .iter()
+                .map(|r| {
+                    let mut m = serde_json::Map::new();
+                    for (f, (_, v)) in fields.iter().zip(r) {
+                        m.insert(f.cli.to_string(), serde_json::Value::String(v.clone()));
+                    }
+                    serde_json::Value::Object(m)
+                })
+                .collect();
+            let text =
+                serde_json::to_string_pretty(&serde_json::Value::Array(arr)).unwrap_or_default();
+            p.print(Out::Msg(text));
+        }
+        Format::Table => {
+            let mut t = comfy_table::Table::new();
+            t.set_header(fields.iter().map(|f| f.cli));
+            for r in &table {
+                t.add_row(r.iter().map(|(_, v)| v.as_str()));
+            }
+            p.print(Out::Msg(t.to_string()));
+        }
+    }
+}
+
+fn param_list(
+    class: &'static ClassDecl,
+    cmd: &CommandLine,
+    ctx: &mut Ctx,
+    p: &mut Printer,
+    x: Extras,
+) -> Result<(), CliError> {
+    let o = by_uuid(ctx, class, cmd.get("uuid").unwrap_or(""))?;
+    let fields = selected(class, &None);
+    let r = record(ctx, &o, &fields, true)?;
+    emit(p, &fields, vec![r], x.format);
+    Ok(())
+}
+
+/// `field_lookup`: a field by CLI name (hidden ones included), or xe's `Missing parameter`.
+fn lookup(class: &'static ClassDecl, name: &str) -> Result<&'static FieldDecl, CliError> {
+    class
+        .cli_field(name)
+        .ok_or_else(|| CliError::Code("Missing parameter".into(), vec![name.into()]))
+}
+
+fn param_get(
+    class: &'static ClassDecl,
+    cmd: &CommandLine,
+    ctx: &mut Ctx,
+    p: &mut Printer,
+) -> Result<(), CliError> {
+    let o = by_uuid(ctx, class, cmd.get("uuid").unwrap_or(""))?;
+    let f = lookup(class, cmd.get("param-name").unwrap_or(""))?;
+    if let (Some(k), true) = (cmd.get("param-key"), is_map(f)) {
+        let v = get_map(ctx, &o, f)
+            .into_iter()
+            .find(|(mk, _)| mk == k)
+            .map(|(_, v)| v)
+            .ok_or_else(|| CliError::failure(format!("Key {k} not found in map")))?;
+        p.print(Out::List(vec![v]));
+    } else {
+        let v = get(ctx, &o, f, true)?;
+        p.print(Out::List(vec![v]));
+    }
+    Ok(())
+}
+
+/// Text to the wire value of a settable field, with xe's parse failures.
+fn parse_for_set(ctx: &mut Ctx, f: &FieldDecl, v: &str) -> Result<Value, CliError> {
+    Ok(match f.ty {
+        Ty::Int => Value::Int(v.trim().parse().map_err(|_| {
+            CliError::failure(format!(
+                "Failed to parse parameter '{}': expecting an integer",
+                f.cli
+            ))
+        })?),
+        Ty::Bool => Value::Bool(parse_bool(v).ok_or_else(|| {
+            CliError::failure(format!(
+                "Failed to parse parameter '{}': expecting a boolean (true or false)",
+                f.cli
+            ))
+        })?),
+        Ty::Float => Value::Float(v.trim().parse().map_err(|_| {
+            CliError::failure(format!(
+                "Failed to parse parameter '{}': expecting a float",
+                f.cli
+            ))
+        })?),
+        Ty::Ref(class) => {
+            if v.is_empty() {
+                Value::str(NULL_REF)
+            } else {
+                ctx.call(&format!("{class}.get_by_uuid"), &[v.into()])?
+            }
+        }
+        _ => Value::str(v),
+    })
+}
+
+/// Call `<class>.<m1>`, or `<class>.<m2>` if the server does not know `m1` (xapi names set
+/// adders `add_<f>`; this project's model `add_to_<f>`).
+fn call_either(
+    ctx: &mut Ctx,
+    class: &str,
+    m1: &str,
+    m2: &str,
+    params: &[Value],
+) -> Result<(), CliError> {
+    match ctx.try_call(&format!("{class}.{m1}"), params)? {
+        Ok(_) => Ok(()),
+        Err(e) if e.code == "MESSAGE_METHOD_UNKNOWN" => {
+            ctx.call(&format!("{class}.{m2}"), params).map(|_| ())
+        }
+        Err(e) => Err(CliError::Api(e)),
+    }
+}
+
+fn param_set(class: &'static ClassDecl, cmd: &CommandLine, ctx: &mut Ctx) -> Result<(), CliError> {
+    let o = by_uuid(ctx, class, cmd.get("uuid").unwrap_or(""))?;
+    let this: Value = o.reference.clone().into();
+    for (k, v) in &cmd.params {
+        if k == "uuid" || STDPARAMS.contains(&k.as_str()) {
+            continue;
+        }
+        match field_ref(class, k).map_err(CliError::Failure)? {
+            FieldRef::Map(f, key) => {
+                if !mutable_collection(f) {
+                    return Err(CliError::failure(format!(
+                        "Map field '{}' is read-only.",
+                        f.cli
+                    )));
+                }
+                if get_map(ctx, &o, f).iter().any(|(mk, _)| *mk == key) {
+                    ctx.call(
+                        &format!("{}.remove_from_{}", class.name, f.name),
+                        &[this.clone(), key.clone().into()],
+                    )?;
+                }
+                ctx.call(
+                    &format!("{}.add_to_{}", class.name, f.name),
+                    &[this.clone(), key.into(), v.clone().into()],
+                )?;
+            }
+            FieldRef::Set(..) => return Err(CliError::failure("Cannot param-set on set fields")),
+            FieldRef::Normal(f) => {
+                if !settable(f) {
+                    return Err(CliError::failure(if mutable_collection(f) {
+                        format!("Field '{k}' is a map or set. use the 'name:key=value' syntax.")
+                    } else {
+                        format!("Field '{k}' is read-only.")
+                    }));
+                }
+                let value = parse_for_set(ctx, f, v)?;
+                ctx.call(
+                    &format!("{}.set_{}", class.name, f.name),
+                    &[this.clone(), value],
+                )?;
+            }
+        }
+    }
+    Ok(())
+}
+
+fn param_add(class: &'static ClassDecl, cmd: &CommandLine, ctx: &mut Ctx) -> Result<(), CliError> {
+    let o = by_uuid(ctx, class, cmd.get("uuid").unwrap_or(""))?;
+    let f = lookup(class, cmd.get("param-name").unwrap_or(""))?;
+    let this: Value = o.reference.clone().into();
+    if is_set(f) && mutable_collection(f) {
+        let Some(k) = cmd.get("param-key") else {
+            return Err(CliError::failure(
+                "When adding a key to a set, use the syntax: *-param-add param-name=<name> param-key=<key>",
+            ));
+        };
+        return call_either(
+            ctx,
+            class.name,
+            &format!("add_{}", f.name),
+            &format!("add_to_{}", f.name),
+            &[this, k.into()],
+        );
+    }
+    if is_map(f) && mutable_collection(f) {
+        for (k, v) in &cmd.params {
+            if ["uuid", "param-name", "param-key"].contains(&k.as_str())
+                || STDPARAMS.contains(&k.as_str())
+            {
+                continue;
+            }
+            ctx.call(
+                &format!("{}.add_to_{}", class.name, f.name),
+                &[this.clone(), k.clone().into(), v.clone().into()],
+            )?;
+        }
+        return Ok(());
+    }
+    if is_set(f) || is_map(f) {
+        return Err(CliError::failure("Parameter is read-only"));
+    }
+    Err(CliError::failure(
+        "Can only add to parameters of type Set or Map",
+    ))
+}
+
+fn param_remove(
+    class: &'static ClassDecl,
+    cmd: &CommandLine,
+    ctx: &mut Ctx,
+) -> Result<(), CliError> {
+    let o = by_uuid(ctx, class, cmd.get("uuid").unwrap_or(""))?;
+    let f = lookup(class, cmd.get("param-name").unwrap_or(""))?;
+    let key = cmd.get("param-key").unwrap_or("").to_string();
+    let this: Value = o.reference.clone().into();
+    if (is_set(f) || is_map(f)) && !mutable_collection(f) {
+        return Err(CliError::failure(
+            "Cannot remove parameters from read-only map",
+        ));
+    }
+    if is_set(f) {
+        if !get_set(ctx, &o, f).contains(&key) {
+            return Err(CliError::failure(format!("Key {key} is not in the set")));
+        }
+        return call_either(
+            ctx,
+            class.name,
+            &format!("remove_{}", f.name),
+            &format!("remove_from_{}", f.name),
+            &[this, key.into()],
+        );
+    }
+    if is_map(f) {
+        if !get_map(ctx, &o, f).iter().any(|(k, _)| *k == key) {
+            return Err(CliError::failure(format!("Key {key} is not in map")));
+        }
+        ctx.call(
+            &format!("{}.remove_from_{}", class.name, f.name),
+            &[this, key.into()],
+        )?;
+        return Ok(());
+    }
+    Err(CliError::failure(
+        "Can only remove from parameters of type Set or Map",
+    ))
+}
+
+fn param_clear(
+    class: &'static ClassDecl,
+    cmd: &CommandLine,
+    ctx: &mut Ctx,
+) -> Result<(), CliError> {
+    let o = by_uuid(ctx, class, cmd.get("uuid").unwrap_or(""))?;
+    let f = lookup(class, cmd.get("param-name").unwrap_or(""))?;
+    let this: Value = o.reference.clone().into();
+    if is_set(f) && mutable_collection(f) {
+        let raw = o.rec.get(f.name).cloned().unwrap_or_else(|| f.ty.zero());
+        for m in raw.as_array().unwrap_or(&[]) {
+            call_either(
+                ctx,
+                class.name,
+                &format!("remove_{}", f.name),
+                &format!("remove_from_{}", f.name),
+                &[this.clone(), m.clone()],
+            )?;
+        }
+        return Ok(());
+    }
+    if is_map(f) && mutable_collection(f) {
+        for (k, _) in get_map(ctx, &o, f) {
+            ctx.call(
+                &format!("{}.remove_from_{}", class.name, f.name),
+                &[this.clone(), k.into()],
+            )?;
+        }
+        return Ok(());
+    }
+    if settable(f) {
+        let v = parse_for_set(ctx, f, "")
+            .map_err(|_| CliError::failure("Cannot clear this parameter"))?;
+        return match ctx.try_call(&format!("{}.set_{}", class.name, f.name), &[this, v])? {
+            Ok(_) => Ok(()),
+            Err(_) => Err(CliError::failure("Cannot clear this parameter")),
+        };
+    }
+    Err(CliError::failure("Can only clear RW parameters"))
+}
+
+/// `select_vms` (control domains included, templates excluded) then `VM.start` on each.
+fn vm_start(cmd: &CommandLine, ctx: &mut Ctx, x: Extras) -> Result<(), CliError> {
+    let vm_class = model::class("VM").expect("VM is declared");
+    let force = bool_param(cmd, "force")?;
+    let paused = bool_param(cmd, "paused")?;
+    let mut objs = ctx.all(vm_class)?;
+    if let Some(v) = cmd.get("vm") {
+        objs.retain(|o| {
+            o.rec.get("uuid").map(value_text).as_deref() == Some(v)
+                || o.rec.get("name_label").map(value_text).as_deref() == Some(v)
+        });
+    }
+    let ignore = ["on", "paused", "progress", "vm"];
+    let mut filters = vec![("is-a-template".to_string(), "false".to_string())];
+    filters.extend(
+        cmd.params
+            .iter()
+            .filter(|(k, _)| {
+                let stem = k.split(':').next().unwrap_or("");
+                !STDPARAMS.contains(&stem) && !ignore.contains(&stem)
+            })
+            .cloned(),
+    );
+    for (k, v) in &filters {
+        objs = records::filter(ctx, objs, k, v).map_err(|e| match e {
+            CliError::Failure(m) if m.starts_with("Unknown field") => CliError::failure(format!(
+                "Parameter '{k}' is not a field of the VM class. Failed to select VM for operation."
+            )),
+            e => e,
+        })?;
+    }
+    let multiple = bool_param(cmd, "multiple")?;
+    match objs.len() {
+        0 => return Err(CliError::failure("No matching VMs found")),
+        1 => {}
+        _ if !multiple => {
+            return Err(CliError::failure(
+                "Multiple matches VMs found. --multiple required to complete the operation",
+            ))
+        }
+        _ => {}
+    }
+    let host = match cmd.get("on") {
+        None => None,
+        Some(h) => {
+            let hosts = ctx.all(model::class("host").expect("host is declared"))?;
+            let found = hosts.into_iter().find(|o| {
+                o.rec.get("name_label").map(value_text).as_deref() == Some(h)
+                    || o.rec.get("uuid").map(value_text).as_deref() == Some(h)
+            });
+            match found {
+                Some(o) => Some(o.reference),
+                None => return Err(CliError::failure(format!("Host {h} not found"))),
+            }
+        }
+    };
+    let mut failures = Vec::new();
+    for o in &objs {
+        let bar = x.interactive.then(|| {
+            let b = indicatif::ProgressBar::new_spinner();
+            b.set_message(format!(
+                "Starting VM {}",
+                o.rec.get("name_label").map(value_text).unwrap_or_default()
+            ));
+            b.enable_steady_tick(std::time::Duration::from_millis(100));
+            b
+        });
+        let vm: Value = o.reference.clone().into();
+        let r = match &host {
+            Some(h) => ctx.try_call(
+                "VM.start_on",
+                &[
+                    vm,
+                    h.clone().into(),
+                    Value::Bool(paused),
+                    Value::Bool(force),
+                ],
+            )?,
+            None => ctx.try_call("VM.start", &[vm, Value::Bool(paused), Value::Bool(force)])?,
+        };
+        if let Some(b) = bar {
+            b.finish_and_clear();
+        }
+        if let Err(e) = r {
+            if objs.len() == 1 {
+                return Err(CliError::Api(e));
+            }
+            failures.push((o.rec.get("uuid").map(value_text).unwrap_or_default(), e));
+        }
+    }
+    if !failures.is_empty() {
+        let msgs = failures
+            .into_iter()
+            .map(|(u, e)| {
+                let text = match e.decl() {
+                    Some(d) => {
+                        let mut lines = vec![d.doc.to_string()];
+                        for (i, n) in d.params.iter().enumerate() {
+                            lines.push(format!(
+                                "{n}: {}",
+                                e.params.get(i).map(String::as_str).unwrap_or("<unknown>")
+                            ));
+                        }
+                        lines.join("\n")
+                    }
+                    None => format!("{}: [ {} ]", e.code, e.params.join("; ")),
+                };
+                format!("operation failed on {u}: {text}")
+            })
+            .collect();
+        return Err(CliError::Multiple(msgs));
+    }
+    Ok(())
+}
+
+/// Whether stdin and stderr are both terminals.
+pub fn interactive() -> bool {
+    std::io::stdin().is_terminal() && std::io::stderr().is_terminal()
+}
