@@ -1,2 +1,32 @@
 //! `xapid`: thin entry point; everything lives in [`xenha::daemon`].
-fn main() {}
+
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    let matches = xenha::daemon::config::command().get_matches();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let config = match xenha::daemon::Config::from_matches(&matches) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("xapid: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("starting the tokio runtime");
+    match runtime.block_on(xenha::daemon::run(config)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("xapid: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

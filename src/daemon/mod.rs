@@ -1,1 +1,180 @@
-//! `xapid` wiring: runtime, listeners, store, host facts.
+//! `xapid` wiring: configuration, first-start bootstrap of the one-host pool, the TLS
+//! certificate, and the listeners (HTTPS, optional plain HTTP, the local Unix socket) that
+//! feed the [`crate::server`]. No business logic lives here.
+
+pub mod bootstrap;
+pub mod config;
+mod tls;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+pub use config::Config;
+
+use crate::pool::{Database, StoreError};
+use crate::server::{http, Server, ServerConfig, Transport};
+
+/// Why the daemon could not start or keep running.
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    /// A file or socket operation failed.
+    #[error("{context}: {source}")]
+    Io {
+        /// What we were doing.
+        context: String,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// The pool database could not be opened.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The configuration is not usable.
+    #[error("configuration: {0}")]
+    Config(String),
+    /// The TLS certificate could not be made or loaded.
+    #[error("TLS: {0}")]
+    Tls(String),
+    /// Bootstrapping the pool database failed.
+    #[error("bootstrap: {0}")]
+    Bootstrap(#[from] crate::model::ApiError),
+}
+
+pub(crate) fn io(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> DaemonError {
+    let context = context.into();
+    move |source| DaemonError::Io { context, source }
+}
+
+/// Run the daemon until SIGTERM or SIGINT, then shut down cleanly.
+pub async fn run(config: Config) -> Result<(), DaemonError> {
+    create_private_dir(&config.state_dir)?;
+    let db = Database::open(&config.state_dir.join("pool.db"))?;
+    let server_config = ServerConfig {
+        auth_failure_delay: config.auth_failure_delay,
+    };
+    let this_host = bootstrap::ensure(&db, &config)?;
+    let server = Arc::new(Server::new(db, this_host, server_config));
+    bootstrap::ensure_root_password(&server, &config)?;
+
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let mut tasks = Vec::new();
+
+    if let Some(addr) = config.https_listen {
+        let tls = tls::load_or_create(&config.state_dir).await?;
+        let handle = axum_server::Handle::new();
+        let app = http::router(server.clone(), Transport::Tcp);
+        let std_listener =
+            std::net::TcpListener::bind(addr).map_err(io(format!("binding HTTPS on {addr}")))?;
+        std_listener
+            .set_nonblocking(true)
+            .map_err(io("HTTPS listener"))?;
+        let h = handle.clone();
+        let mut rx = stop_rx.clone();
+        tokio::spawn(async move {
+            let _ = rx.changed().await;
+            h.graceful_shutdown(Some(Duration::from_secs(5)));
+        });
+        tracing::info!(%addr, "serving HTTPS");
+        tasks.push(tokio::spawn(async move {
+            let server = axum_server::from_tcp_rustls(std_listener, tls).map(|s| s.handle(handle));
+            match server {
+                Ok(s) => {
+                    if let Err(e) = s.serve(app.into_make_service()).await {
+                        tracing::error!(error = %e, "HTTPS listener failed");
+                    }
+                }
+                Err(e) => tracing::error!(error = %e, "HTTPS listener failed"),
+            }
+        }));
+    }
+    if let Some(addr) = config.http_listen {
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .map_err(io(format!("binding HTTP on {addr}")))?;
+        let app = http::router(server.clone(), Transport::Tcp);
+        let mut rx = stop_rx.clone();
+        tracing::info!(%addr, "serving plain HTTP");
+        tasks.push(tokio::spawn(async move {
+            let shutdown = async move {
+                let _ = rx.changed().await;
+            };
+            if let Err(e) = axum::serve(listener, app)
+                .with_graceful_shutdown(shutdown)
+                .await
+            {
+                tracing::error!(error = %e, "HTTP listener failed");
+            }
+        }));
+    }
+    if let Some(path) = config.socket.clone() {
+        let listener = bind_unix(&path)?;
+        let app = http::router(server.clone(), Transport::Unix);
+        let mut rx = stop_rx.clone();
+        tracing::info!(path = %path.display(), "serving the local socket");
+        tasks.push(tokio::spawn(async move {
+            let shutdown = async move {
+                let _ = rx.changed().await;
+            };
+            if let Err(e) = axum::serve(listener, app)
+                .with_graceful_shutdown(shutdown)
+                .await
+            {
+                tracing::error!(error = %e, "local socket listener failed");
+            }
+        }));
+    }
+    if tasks.is_empty() {
+        return Err(DaemonError::Config("no listener configured".into()));
+    }
+    tracing::info!(host = %server.this_host, "xapid ready");
+
+    wait_for_stop_signal().await;
+    tracing::info!("shutting down");
+    let _ = stop_tx.send(true);
+    for t in tasks {
+        let _ = tokio::time::timeout(Duration::from_secs(10), t).await;
+    }
+    if let Some(path) = &config.socket {
+        let _ = std::fs::remove_file(path);
+    }
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn wait_for_stop_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).expect("installing a SIGTERM handler");
+    let mut int = signal(SignalKind::interrupt()).expect("installing a SIGINT handler");
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+}
+
+/// Bind the local socket, replacing a stale one, readable and writable by its owner only:
+/// whoever can connect is trusted as root.
+fn bind_unix(path: &PathBuf) -> Result<tokio::net::UnixListener, DaemonError> {
+    use std::os::unix::fs::PermissionsExt;
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(io(format!("creating {}", dir.display())))?;
+    }
+    match std::fs::remove_file(path) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(io(format!("removing stale socket {}", path.display()))(e)),
+    }
+    let listener =
+        tokio::net::UnixListener::bind(path).map_err(io(format!("binding {}", path.display())))?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+        .map_err(io(format!("restricting {}", path.display())))?;
+    Ok(listener)
+}
+
+pub(crate) fn create_private_dir(dir: &std::path::Path) -> Result<(), DaemonError> {
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .map_err(io(format!("creating state directory {}", dir.display())))
+}

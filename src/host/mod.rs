@@ -1,1 +1,19 @@
-//! Local host facts: CPUs from /proc/cpuinfo, memory from /proc/meminfo.
+//! Local host facts: CPUs from `/proc/cpuinfo`, memory from `/proc/meminfo`, the host name.
+//!
+//! The parsers are pure functions over the file's text (tested on fixtures from Intel, AMD and
+//! arm64 machines); the `read_*` functions are the only I/O here.
+
+pub mod cpuinfo;
+pub mod meminfo;
+
+pub use cpuinfo::{parse_cpuinfo, Cpu, CpuSummary};
+pub use meminfo::parse_meminfo_total;
+
+/// This machine's host name, from the kernel.
+pub fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|s| s.trim().to_string())
+        .ok()
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "localhost".to_string())
+}

@@ -75,8 +75,9 @@ impl ApiError {
         ApiError::new(code::MESSAGE_METHOD_UNKNOWN, [method])
     }
 
-    /// `MESSAGE_PARAMETER_COUNT_MISMATCH [method; expected; received]`.
-    pub fn parameter_count(method: &str, expected: usize, received: usize) -> ApiError {
+    /// `MESSAGE_PARAMETER_COUNT_MISMATCH [method; expected; received]`. `received` excludes the
+    /// session, so a call with no parameters at all receives -1, as in xapi.
+    pub fn parameter_count(method: &str, expected: usize, received: i64) -> ApiError {
         ApiError::new(
             code::MESSAGE_PARAMETER_COUNT_MISMATCH,
             [

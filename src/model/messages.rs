@@ -210,6 +210,14 @@ pub static EXPLICIT: &[MessageDecl] = &[
     ),
     msg(
         "VM",
+        "create",
+        &[p("args", Ty::Record("VM"))],
+        Some(Ty::Ref("VM")),
+        "Create a new VM instance, and return its handle.",
+    ),
+    msg("VM", "destroy", &[p("self", Ty::Ref("VM"))], None, "Destroy the specified VM.  The VM is completely removed from the system.  This function can only be called when the VM is in the Halted State."),
+    msg(
+        "VM",
         "start",
         &[p("vm", Ty::Ref("VM")), p("start_paused", Ty::Bool), p("force", Ty::Bool)],
         None,

@@ -1,1 +1,111 @@
-//! The XenAPI server.
+//! The XenAPI server: HTTP routes ([`http`]), sessions and authentication ([`auth`]), and the
+//! dispatch of API calls onto the pool database ([`dispatch`], [`generic`], [`explicit`]).
+//!
+//! The server never formats text for people; it answers with values and API errors. It does
+//! not own sockets either: the daemon binds listeners and hands each connection's transport
+//! ([`Transport`]) to the router, because the local Unix socket trusts its caller as root.
+
+pub mod auth;
+pub mod dispatch;
+mod explicit;
+mod generic;
+pub mod http;
+
+use std::sync::Mutex;
+use std::time::Duration;
+
+use crate::pool::Database;
+
+/// How a request reached us.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Transport {
+    /// TCP (HTTP or HTTPS): callers authenticate with a password.
+    Tcp,
+    /// The local Unix socket: the caller is trusted as root, as with xapi's local socket.
+    Unix,
+}
+
+/// Tunables of the server.
+#[derive(Clone, Debug)]
+pub struct ServerConfig {
+    /// How long a failed login waits before answering (xapi: 5 s), so guessing is slow.
+    pub auth_failure_delay: Duration,
+}
+
+impl Default for ServerConfig {
+    fn default() -> ServerConfig {
+        ServerConfig {
+            auth_failure_delay: Duration::from_secs(5),
+        }
+    }
+}
+
+/// Everything a request handler needs.
+pub struct Server {
+    /// The pool database.
+    pub db: Database,
+    /// The ref of the host this daemon runs on.
+    pub this_host: String,
+    /// Tunables.
+    pub config: ServerConfig,
+    /// Milliseconds since the Unix epoch until which HA restarts are blocked
+    /// (`pool.ha_prevent_restarts_for`).
+    pub restarts_blocked_until_ms: Mutex<u64>,
+}
+
+impl Server {
+    /// A server over `db` for the host `this_host`.
+    pub fn new(db: Database, this_host: String, config: ServerConfig) -> Server {
+        Server {
+            db,
+            this_host,
+            config,
+            restarts_blocked_until_ms: Mutex::new(0),
+        }
+    }
+}
+
+/// Milliseconds since the Unix epoch (the server's only clock reading).
+pub(crate) fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+/// The current time as a XenAPI datetime (`YYYYMMDDTHH:MM:SSZ`).
+pub fn now_datetime() -> String {
+    datetime_of_unix(now_ms() / 1000)
+}
+
+/// Format Unix seconds as a XenAPI datetime.
+pub fn datetime_of_unix(secs: u64) -> String {
+    let days = (secs / 86_400) as i64;
+    let rem = secs % 86_400;
+    // Civil-from-days (Howard Hinnant's algorithm), valid for the proleptic Gregorian calendar.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}{m:02}{d:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn datetimes() {
+        assert_eq!(super::datetime_of_unix(0), "19700101T00:00:00Z");
+        assert_eq!(super::datetime_of_unix(1_704_110_400), "20240101T12:00:00Z");
+        assert_eq!(super::datetime_of_unix(951_782_400), "20000229T00:00:00Z");
+    }
+}

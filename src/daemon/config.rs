@@ -1,0 +1,258 @@
+//! `xapid`'s settings: command-line flags and a TOML file with the same keys; flags win.
+//!
+//! ```toml
+//! state_dir = "/var/lib/xenha"
+//! listen = "0.0.0.0:443"        # HTTPS; "none" disables it
+//! http_listen = "127.0.0.1:80"  # optional plain HTTP
+//! socket = "/var/lib/xcp/xapi"  # local socket; callers are trusted as root
+//! root_password_file = "/root/xapid-password"  # read on first start only
+//! memory_total = 68719476736    # bytes; overrides /proc/meminfo (labs)
+//! memory_overhead = 0           # bytes reserved for the host itself
+//! address = "192.0.2.10"        # what other hosts and clients use to reach this one
+//! name_label = "host1"
+//! auth_failure_delay_ms = 5000
+//! ```
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Arg, ArgAction, ArgMatches, Command};
+use serde::Deserialize;
+
+use super::DaemonError;
+
+/// The daemon's resolved settings.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// Where the database, certificate and generated secrets live.
+    pub state_dir: PathBuf,
+    /// HTTPS listener, if any.
+    pub https_listen: Option<SocketAddr>,
+    /// Plain HTTP listener, if any.
+    pub http_listen: Option<SocketAddr>,
+    /// Local Unix socket, if any.
+    pub socket: Option<PathBuf>,
+    /// File holding the initial root password (first start only).
+    pub root_password_file: Option<PathBuf>,
+    /// Initial root password from the environment (first start only).
+    pub root_password_env: Option<String>,
+    /// Total memory to report instead of /proc/meminfo.
+    pub memory_total: Option<i64>,
+    /// Host memory overhead in bytes.
+    pub memory_overhead: i64,
+    /// The host's address as other hosts see it.
+    pub address: Option<String>,
+    /// The host's name-label on first start (default: the host name).
+    pub name_label: Option<String>,
+    /// Delay before answering a failed login.
+    pub auth_failure_delay: Duration,
+}
+
+/// The TOML file's shape: every key optional, unknown keys refused.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    state_dir: Option<PathBuf>,
+    listen: Option<String>,
+    http_listen: Option<String>,
+    socket: Option<PathBuf>,
+    root_password_file: Option<PathBuf>,
+    memory_total: Option<i64>,
+    memory_overhead: Option<i64>,
+    address: Option<String>,
+    name_label: Option<String>,
+    auth_failure_delay_ms: Option<u64>,
+}
+
+/// Defaults, as on a XenServer host.
+pub const DEFAULT_STATE_DIR: &str = "/var/lib/xenha";
+/// Default HTTPS listener.
+pub const DEFAULT_LISTEN: &str = "0.0.0.0:443";
+/// Default local socket (xapi's path, so xe's default finds it).
+pub const DEFAULT_SOCKET: &str = "/var/lib/xcp/xapi";
+
+/// The command line of `xapid`.
+pub fn command() -> Command {
+    let opt = |name: &'static str, value: &'static str, help: &'static str| {
+        Arg::new(name)
+            .long(name)
+            .value_name(value)
+            .help(help)
+            .action(ArgAction::Set)
+    };
+    Command::new("xapid")
+        .about("The per-host XenAPI daemon: API server, pool database and (later) the HA agent")
+        .version(env!("CARGO_PKG_VERSION"))
+        .arg(opt(
+            "config",
+            "FILE",
+            "TOML file with the same settings as these flags (flags win)",
+        ))
+        .arg(opt(
+            "state-dir",
+            "DIR",
+            "state directory [default: /var/lib/xenha]",
+        ))
+        .arg(opt(
+            "listen",
+            "ADDR:PORT",
+            "HTTPS listener, or 'none' [default: 0.0.0.0:443]",
+        ))
+        .arg(opt(
+            "http-listen",
+            "ADDR:PORT",
+            "plain HTTP listener (off by default)",
+        ))
+        .arg(opt(
+            "socket",
+            "PATH",
+            "local Unix socket, or 'none' [default: /var/lib/xcp/xapi]",
+        ))
+        .arg(opt(
+            "root-password-file",
+            "FILE",
+            "initial root password, read on first start",
+        ))
+        .arg(opt(
+            "memory-total",
+            "BYTES",
+            "report this much host memory instead of /proc/meminfo",
+        ))
+        .arg(opt(
+            "address",
+            "ADDR",
+            "this host's address as other hosts see it",
+        ))
+        .arg(opt(
+            "name-label",
+            "NAME",
+            "this host's name-label on first start",
+        ))
+        .arg(opt(
+            "auth-failure-delay-ms",
+            "MS",
+            "delay before answering a failed login [default: 5000]",
+        ))
+}
+
+impl Config {
+    /// Resolve the settings from parsed flags, the config file they name, and the environment.
+    pub fn from_matches(m: &ArgMatches) -> Result<Config, DaemonError> {
+        let file = match m.get_one::<String>("config") {
+            Some(path) => {
+                let text =
+                    std::fs::read_to_string(path).map_err(super::io(format!("reading {path}")))?;
+                toml::from_str::<FileConfig>(&text)
+                    .map_err(|e| DaemonError::Config(format!("{path}: {e}")))?
+            }
+            None => FileConfig::default(),
+        };
+        let flag = |name: &str| m.get_one::<String>(name).cloned();
+        let addr = |name: &str, text: Option<String>| -> Result<Option<SocketAddr>, DaemonError> {
+            match text.as_deref() {
+                None | Some("none") => Ok(None),
+                Some(t) => t
+                    .parse()
+                    .map(Some)
+                    .map_err(|_| DaemonError::Config(format!("{name}: '{t}' is not ADDR:PORT"))),
+            }
+        };
+        let number = |name: &str, text: Option<String>| -> Result<Option<i64>, DaemonError> {
+            text.map(|t| {
+                t.parse::<i64>()
+                    .map_err(|_| DaemonError::Config(format!("{name}: '{t}' is not a number")))
+            })
+            .transpose()
+        };
+        let socket = flag("socket")
+            .map(PathBuf::from)
+            .or(file.socket)
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_SOCKET));
+        let delay_ms = match flag("auth-failure-delay-ms") {
+            Some(t) => t.parse::<u64>().map_err(|_| {
+                DaemonError::Config(format!("auth-failure-delay-ms: '{t}' is not a number"))
+            })?,
+            None => file.auth_failure_delay_ms.unwrap_or(5000),
+        };
+        let memory_total = number("memory-total", flag("memory-total"))?.or(file.memory_total);
+        if memory_total.is_some_and(|m| m <= 0) {
+            return Err(DaemonError::Config("memory-total must be positive".into()));
+        }
+        Ok(Config {
+            state_dir: flag("state-dir")
+                .map(PathBuf::from)
+                .or(file.state_dir)
+                .unwrap_or_else(|| PathBuf::from(DEFAULT_STATE_DIR)),
+            https_listen: addr(
+                "listen",
+                flag("listen")
+                    .or(file.listen)
+                    .or(Some(DEFAULT_LISTEN.into())),
+            )?,
+            http_listen: addr("http-listen", flag("http-listen").or(file.http_listen))?,
+            socket: (socket.as_os_str() != "none").then_some(socket),
+            root_password_file: flag("root-password-file")
+                .map(PathBuf::from)
+                .or(file.root_password_file),
+            root_password_env: std::env::var("XAPID_ROOT_PASSWORD")
+                .ok()
+                .filter(|p| !p.is_empty()),
+            memory_total,
+            memory_overhead: file.memory_overhead.unwrap_or(0),
+            address: flag("address").or(file.address),
+            name_label: flag("name-label").or(file.name_label),
+            auth_failure_delay: Duration::from_millis(delay_ms),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Config, DaemonError> {
+        let m = command()
+            .try_get_matches_from(std::iter::once("xapid").chain(args.iter().copied()))
+            .unwrap();
+        Config::from_matches(&m)
+    }
+
+    #[test]
+    fn flags_override_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("xapid.toml");
+        std::fs::write(
+            &file,
+            "state_dir = \"/tmp/a\"\nlisten = \"127.0.0.1:9443\"\nsocket = \"none\"\nmemory_total = 1024\n",
+        )
+        .unwrap();
+        let c = parse(&["--config", file.to_str().unwrap(), "--state-dir", "/tmp/b"]).unwrap();
+        assert_eq!(c.state_dir, PathBuf::from("/tmp/b"));
+        assert_eq!(c.https_listen, Some("127.0.0.1:9443".parse().unwrap()));
+        assert_eq!(c.socket, None);
+        assert_eq!(c.memory_total, Some(1024));
+        assert_eq!(c.http_listen, None);
+    }
+
+    #[test]
+    fn bad_settings_are_refused() {
+        assert!(parse(&["--listen", "nowhere"]).is_err());
+        assert!(parse(&["--memory-total=-5"]).is_err());
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("x.toml");
+        std::fs::write(&file, "colour = \"blue\"\n").unwrap();
+        assert!(
+            parse(&["--config", file.to_str().unwrap()]).is_err(),
+            "unknown keys are refused"
+        );
+    }
+
+    #[test]
+    fn defaults_are_xapis() {
+        let c = parse(&[]).unwrap();
+        assert_eq!(c.https_listen, Some(DEFAULT_LISTEN.parse().unwrap()));
+        assert_eq!(c.socket, Some(PathBuf::from(DEFAULT_SOCKET)));
+        assert_eq!(c.auth_failure_delay, Duration::from_secs(5));
+    }
+}

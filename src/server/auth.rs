@@ -1,0 +1,151 @@
+//! Local users and sessions: argon2id password hashes in the pool database, login and logout.
+//!
+//! A failed login is delayed (xapi waits 5 s) and logged; the delay runs on the async
+//! runtime so it never holds up other callers, and hashing runs on the blocking pool.
+
+use argon2::password_hash::phc::PasswordHash;
+use argon2::password_hash::{PasswordHasher, PasswordVerifier};
+use argon2::Argon2;
+use serde::{Deserialize, Serialize};
+
+use super::{now_datetime, Server, Transport};
+use crate::model::classes::{SESSION, USER};
+use crate::model::errors::code;
+use crate::model::{ApiError, Value, NULL_REF};
+
+/// What the database keeps about a local user's credential.
+#[derive(Serialize, Deserialize)]
+struct Credential {
+    /// PHC string of an argon2id hash.
+    hash: String,
+}
+
+/// Hash a password with argon2id and a random salt.
+pub fn hash_password(password: &str) -> String {
+    Argon2::default()
+        .hash_password(password.as_bytes())
+        .expect("argon2 with default parameters and an OS random salt does not fail")
+        .to_string()
+}
+
+fn verify_password(hash: &str, password: &str) -> bool {
+    PasswordHash::new(hash)
+        .map(|h| {
+            Argon2::default()
+                .verify_password(password.as_bytes(), &h)
+                .is_ok()
+        })
+        .unwrap_or(false)
+}
+
+/// Create a local user (or reset its password), with a `user` object for it.
+pub fn set_password(server: &Server, user: &str, password: &str) -> Result<(), ApiError> {
+    let json = serde_json::to_vec(&Credential {
+        hash: hash_password(password),
+    })
+    .expect("credential serialises");
+    server.db.write(|t| {
+        let exists = t
+            .base()
+            .all(USER.name)
+            .any(|(_, r)| r["short_name"].as_str() == Some(user));
+        if !exists {
+            t.create(
+                &USER,
+                [
+                    ("short_name", Value::str(user)),
+                    ("fullname", Value::str(user)),
+                ],
+            );
+        }
+        t.set_credential(user, json);
+        Ok(())
+    })
+}
+
+fn user_ref(server: &Server, user: &str) -> String {
+    server
+        .db
+        .read()
+        .all(USER.name)
+        .find(|(_, r)| r["short_name"].as_str() == Some(user))
+        .map(|(r, _)| r.clone())
+        .unwrap_or_else(|| NULL_REF.to_string())
+}
+
+/// `session.login_with_password` and friends: check the password (not over the Unix socket)
+/// and open a session.
+pub async fn login(
+    server: &std::sync::Arc<Server>,
+    transport: Transport,
+    user: &str,
+    password: &str,
+    originator: &str,
+) -> Result<Value, ApiError> {
+    let authenticated = match transport {
+        Transport::Unix => true,
+        Transport::Tcp => {
+            let stored = server.db.read().credential(user).map(<[u8]>::to_vec);
+            let password = password.to_string();
+            match stored.and_then(|s| serde_json::from_slice::<Credential>(&s).ok()) {
+                Some(cred) => {
+                    tokio::task::spawn_blocking(move || verify_password(&cred.hash, &password))
+                        .await
+                        .unwrap_or(false)
+                }
+                None => false,
+            }
+        }
+    };
+    if !authenticated {
+        tracing::warn!(
+            user,
+            "failed login; answering after {:?}",
+            server.config.auth_failure_delay
+        );
+        tokio::time::sleep(server.config.auth_failure_delay).await;
+        return Err(ApiError::new(
+            code::SESSION_AUTHENTICATION_FAILED,
+            [user, "Authentication failure"],
+        ));
+    }
+    // Over the local socket the caller is root whatever name it gave, as in xapi.
+    let name = if transport == Transport::Unix {
+        "root"
+    } else {
+        user
+    };
+    let this_user = user_ref(server, name);
+    server
+        .db
+        .write(|t| {
+            Ok(t.create(
+                &SESSION,
+                [
+                    ("this_host", Value::str(server.this_host.clone())),
+                    ("this_user", Value::str(this_user)),
+                    ("last_active", Value::DateTime(now_datetime())),
+                    ("is_local_superuser", Value::Bool(name == "root")),
+                    ("auth_user_name", Value::str(name)),
+                    ("originator", Value::str(originator)),
+                ],
+            ))
+        })
+        .map(Value::Str)
+}
+
+/// End a session.
+pub fn logout(server: &Server, session: &str) -> Result<Value, ApiError> {
+    server.db.write(|t| t.delete(&SESSION, session))?;
+    Ok(Value::void())
+}
+
+/// Check that `session` is a live session.
+pub fn check_session(server: &Server, session: &Value) -> Result<String, ApiError> {
+    let s = session.as_str().unwrap_or_default();
+    if server.db.read().get(SESSION.name, s).is_some() {
+        Ok(s.to_string())
+    } else {
+        Err(ApiError::session_invalid(s))
+    }
+}

@@ -1,0 +1,59 @@
+//! From a method name and wire values to a result: look the message up in the model's
+//! registry, check the parameter count and the session exactly as xapi's generated server
+//! does (count first, then session), bring each parameter to its declared type, then run it.
+
+use std::sync::Arc;
+
+use super::{auth, explicit, generic, Server, Transport};
+use crate::model::{api, ApiError, Kind, Value};
+
+/// Run one API call.
+pub async fn call(
+    server: &Arc<Server>,
+    transport: Transport,
+    method: &str,
+    params: Vec<Value>,
+) -> Result<Value, ApiError> {
+    // `Async.` calls run synchronously for now: the result is the same, only later.
+    let method = method.strip_prefix("Async.").unwrap_or(method);
+    let msg = api()
+        .lookup(method)
+        .ok_or_else(|| ApiError::method_unknown(method))?;
+    let received = params.len() as i64 - i64::from(msg.session);
+    let required = msg.required_params();
+    if received < required as i64 || received > msg.params.len() as i64 {
+        return Err(ApiError::parameter_count(method, required, received));
+    }
+    let mut params = params.into_iter();
+    let session = match msg.session {
+        true => Some(auth::check_session(
+            server,
+            &params.next().expect("count checked"),
+        )?),
+        false => None,
+    };
+    let mut args = Vec::with_capacity(msg.params.len());
+    for p in &msg.params {
+        let v = match params.next() {
+            Some(v) => p.ty.coerce(&v).map_err(|_| ApiError::field_type(p.name))?,
+            None => {
+                p.ty.parse_text(
+                    p.default
+                        .expect("count checked: missing params have defaults"),
+                )
+                .expect("declared defaults parse")
+            }
+        };
+        args.push(v);
+    }
+    let outcome = match msg.kind {
+        Kind::Explicit(decl) => {
+            explicit::call(server, transport, session.as_deref(), decl, args).await
+        }
+        kind => generic::call(server, msg, kind, args),
+    };
+    if let Err(e) = &outcome {
+        tracing::debug!(method, error = %e, "call failed");
+    }
+    outcome
+}

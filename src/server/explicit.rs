@@ -1,0 +1,242 @@
+//! The explicitly declared messages: sessions, HA, emergency mode, host maintenance, VM
+//! lifecycle. Each answers as a pool of the shape this daemon runs would; a message whose
+//! behaviour belongs to a part not built yet answers `NOT_IMPLEMENTED`, never a fake success.
+
+use std::sync::Arc;
+
+use super::generic::set_field;
+use super::{auth, now_ms, Server, Transport};
+use crate::model::classes::{HOST, POOL, VM};
+use crate::model::errors::code;
+use crate::model::messages::MessageDecl;
+use crate::model::{Access, ApiError, Value};
+
+fn pool_ref(server: &Server) -> Result<String, ApiError> {
+    server
+        .db
+        .read()
+        .all(POOL.name)
+        .next()
+        .map(|(r, _)| r.clone())
+        .ok_or_else(|| ApiError::internal("the pool object is missing"))
+}
+
+fn ha_enabled(server: &Server) -> bool {
+    server
+        .db
+        .read()
+        .all(POOL.name)
+        .any(|(_, p)| p.get("ha_enabled") == Some(&Value::Bool(true)))
+}
+
+fn not_implemented(decl: &MessageDecl) -> ApiError {
+    ApiError::new(
+        code::NOT_IMPLEMENTED,
+        [format!("{}.{}", decl.class, decl.name)],
+    )
+}
+
+fn str_arg(args: &[Value], i: usize) -> String {
+    args[i].as_str().unwrap_or_default().to_string()
+}
+
+/// Run an explicit message. `session` is the caller's session for messages that take one.
+pub async fn call(
+    server: &Arc<Server>,
+    transport: Transport,
+    session: Option<&str>,
+    decl: &'static MessageDecl,
+    args: Vec<Value>,
+) -> Result<Value, ApiError> {
+    match (decl.class, decl.name) {
+        ("session", "login_with_password") => {
+            auth::login(
+                server,
+                transport,
+                &str_arg(&args, 0),
+                &str_arg(&args, 1),
+                &str_arg(&args, 3),
+            )
+            .await
+        }
+        ("session", "slave_local_login_with_password") => {
+            auth::login(
+                server,
+                transport,
+                &str_arg(&args, 0),
+                &str_arg(&args, 1),
+                "",
+            )
+            .await
+        }
+        ("session", "logout" | "local_logout") => {
+            auth::logout(server, session.expect("session message"))
+        }
+
+        // ---- HA: the pool-level switches ----
+        ("pool", "enable_ha") => {
+            if ha_enabled(server) {
+                return Err(ApiError::new::<String>(code::HA_IS_ENABLED, []));
+            }
+            // The statefile SRs must exist before anything else is said.
+            for sr in args[0].as_array().unwrap_or_default() {
+                let r = sr.as_str().unwrap_or_default();
+                if server.db.read().get("SR", r).is_none() {
+                    return Err(ApiError::handle_invalid("SR", r));
+                }
+            }
+            Err(not_implemented(decl))
+        }
+        ("pool", "disable_ha") => {
+            if !ha_enabled(server) {
+                return Err(ApiError::new::<String>(code::HA_NOT_ENABLED, []));
+            }
+            Err(not_implemented(decl))
+        }
+        ("pool", "ha_prevent_restarts_for") => {
+            let seconds = args[0].as_int().unwrap_or(0);
+            if seconds < 0 {
+                return Err(ApiError::invalid_value("seconds", &seconds.to_string()));
+            }
+            *server
+                .restarts_blocked_until_ms
+                .lock()
+                .unwrap_or_else(|e| e.into_inner()) = now_ms() + seconds as u64 * 1000;
+            Ok(Value::void())
+        }
+        (
+            "pool",
+            "ha_compute_max_host_failures_to_tolerate"
+            | "ha_compute_hypothetical_max_host_failures_to_tolerate"
+            | "ha_failover_plan_exists"
+            | "ha_compute_vm_failover_plan",
+        ) => Err(not_implemented(decl)),
+
+        // ---- emergency mode ----
+        ("pool", "emergency_transition_to_master") => {
+            if ha_enabled(server) {
+                return Err(ApiError::new::<String>(code::HA_IS_ENABLED, []));
+            }
+            // This daemon runs the pool's only host, which is already its master.
+            let master = server
+                .db
+                .read()
+                .field(POOL.name, &pool_ref(server)?, "master")
+                .cloned();
+            if master == Some(Value::str(server.this_host.clone())) {
+                Ok(Value::void())
+            } else {
+                Err(not_implemented(decl))
+            }
+        }
+        ("pool", "emergency_reset_master") => {
+            if ha_enabled(server) {
+                return Err(ApiError::new::<String>(code::HA_IS_ENABLED, []));
+            }
+            Err(not_implemented(decl))
+        }
+        // The master of a one-host pool has no members to recover.
+        ("pool", "recover_slaves") => Ok(Value::Array(Vec::new())),
+        ("host", "emergency_ha_disable") => {
+            let soft = args[0].as_bool().unwrap_or(false);
+            // This host is never armed until the HA agent runs here.
+            if soft {
+                Ok(Value::void())
+            } else {
+                Err(ApiError::new::<String>(code::HA_NOT_ENABLED, []))
+            }
+        }
+        ("host", "is_in_emergency_mode") => Ok(Value::Bool(false)),
+
+        // ---- host maintenance ----
+        ("host", "disable" | "enable") => {
+            let host = str_arg(&args, 0);
+            let enabled = decl.name == "enable";
+            server.db.write(|t| {
+                set_field(
+                    t,
+                    &HOST,
+                    &host,
+                    HOST.field("enabled").expect("declared"),
+                    Value::Bool(enabled),
+                )
+            })?;
+            Ok(Value::void())
+        }
+        ("host", "evacuate") => {
+            let host = str_arg(&args, 0);
+            let t = server.db.read();
+            let rec = t
+                .get(HOST.name, &host)
+                .ok_or_else(|| ApiError::handle_invalid(HOST.name, &host))?;
+            let resident = rec
+                .get("resident_VMs")
+                .and_then(Value::as_array)
+                .map_or(0, <[Value]>::len);
+            let other_hosts = t.all(HOST.name).filter(|(r, _)| **r != host).count();
+            match (resident, other_hosts) {
+                (0, _) => Ok(Value::void()),
+                // Nowhere to go: the pool has no other host.
+                (_, 0) => Err(ApiError::new::<String>("NO_HOSTS_AVAILABLE", [])),
+                _ => Err(not_implemented(decl)),
+            }
+        }
+
+        // ---- VMs ----
+        ("VM", "start" | "start_on") => {
+            let vm = str_arg(&args, 0);
+            let t = server.db.read();
+            let rec = t
+                .get(VM.name, &vm)
+                .ok_or_else(|| ApiError::handle_invalid(VM.name, &vm))?;
+            let state = rec
+                .get("power_state")
+                .and_then(Value::as_str)
+                .unwrap_or("Halted");
+            if state != "Halted" {
+                return Err(ApiError::new(
+                    "VM_BAD_POWER_STATE",
+                    [vm.as_str(), "halted", &state.to_lowercase()],
+                ));
+            }
+            Err(not_implemented(decl))
+        }
+        ("VM", "create") => {
+            // Like xapi's generated constructor: read-write fields come from the record,
+            // everything else starts at its default; keys that are not RW fields are ignored.
+            let given = args[0].as_struct().cloned().unwrap_or_default();
+            let r = server.db.write(|t| {
+                let vm = t.create(&VM, []);
+                for f in VM.stored_fields().filter(|f| f.access == Access::RW) {
+                    if let Some(v) = given.get(f.name) {
+                        let v = f.ty.coerce(v).map_err(|_| ApiError::field_type(f.name))?;
+                        set_field(t, &VM, &vm, f, v)?;
+                    }
+                }
+                Ok(vm)
+            })?;
+            Ok(Value::Str(r))
+        }
+        ("VM", "destroy") => {
+            let vm = str_arg(&args, 0);
+            server.db.write(|t| {
+                let rec = t
+                    .get(VM.name, &vm)
+                    .ok_or_else(|| ApiError::handle_invalid(VM.name, &vm))?;
+                let state = rec
+                    .get("power_state")
+                    .and_then(Value::as_str)
+                    .unwrap_or("Halted");
+                if state != "Halted" {
+                    return Err(ApiError::new(
+                        "VM_BAD_POWER_STATE",
+                        [vm.as_str(), "halted", &state.to_lowercase()],
+                    ));
+                }
+                t.delete(&VM, &vm)
+            })?;
+            Ok(Value::void())
+        }
+        _ => Err(not_implemented(decl)),
+    }
+}

@@ -1,0 +1,220 @@
+//! Test harness: a real `xapid` process on free 127.0.0.1 ports with a temporary state
+//! directory. It is killed when dropped, so no test leaves a process behind; every wait is
+//! bounded.
+#![allow(dead_code)]
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+/// The root password every test daemon starts with.
+pub const PASSWORD: &str = "xenha-test-password";
+
+/// A running test daemon.
+pub struct TestDaemon {
+    /// The state directory (kept alive for restarts).
+    pub dir: tempfile::TempDir,
+    /// Plain HTTP address, `127.0.0.1:port`.
+    pub http: String,
+    /// HTTPS address.
+    pub https: String,
+    /// The local socket.
+    pub socket: PathBuf,
+    child: Option<Child>,
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+impl TestDaemon {
+    /// Start a fresh daemon.
+    pub fn start() -> TestDaemon {
+        let dir = tempfile::tempdir().unwrap();
+        let socket = dir.path().join("xapi.sock");
+        let mut d = TestDaemon {
+            http: format!("127.0.0.1:{}", free_port()),
+            https: format!("127.0.0.1:{}", free_port()),
+            socket,
+            dir,
+            child: None,
+        };
+        d.spawn();
+        d
+    }
+
+    /// The state directory.
+    pub fn state_dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    fn spawn(&mut self) {
+        let log = std::fs::File::create(self.dir.path().join("xapid.log")).unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_xapid"))
+            .args(["--state-dir", self.dir.path().to_str().unwrap()])
+            .args(["--listen", &self.https, "--http-listen", &self.http])
+            .args(["--socket", self.socket.to_str().unwrap()])
+            .args(["--auth-failure-delay-ms", "200"])
+            .env("XAPID_ROOT_PASSWORD", PASSWORD)
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("starting xapid");
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while std::net::TcpStream::connect(&self.http).is_err() || !self.socket.exists() {
+            if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
+                panic!("xapid exited early with {status}:\n{}", self.log());
+            }
+            assert!(
+                Instant::now() < deadline,
+                "xapid did not come up:\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// The daemon's log so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("xapid.log")).unwrap_or_default()
+    }
+
+    /// Stop with SIGTERM and return the exit status (bounded wait).
+    pub fn stop(&mut self) -> ExitStatus {
+        let mut child = self.child.take().expect("daemon running");
+        Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                return status;
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                panic!("xapid ignored SIGTERM:\n{}", self.log());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Kill with SIGKILL (no chance to clean up).
+    pub fn kill9(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Start again on the same state directory and ports.
+    pub fn restart(&mut self) {
+        assert!(self.child.is_none(), "stop the daemon first");
+        self.spawn();
+    }
+
+    /// `http://127.0.0.1:port`
+    pub fn http_url(&self) -> String {
+        format!("http://{}", self.http)
+    }
+}
+
+impl Drop for TestDaemon {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+/// A minimal HTTP/1.1 client for exact status, headers and bodies.
+pub mod raw {
+    use std::io::{Read, Write};
+    use std::time::Duration;
+
+    /// A response: status code, lower-cased headers, body.
+    pub struct Response {
+        /// Status code.
+        pub status: u16,
+        /// Headers, names lower-cased.
+        pub headers: Vec<(String, String)>,
+        /// Body bytes.
+        pub body: String,
+    }
+
+    impl Response {
+        /// First header with this (lower-case) name.
+        pub fn header(&self, name: &str) -> Option<&str> {
+            self.headers
+                .iter()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.as_str())
+        }
+    }
+
+    /// POST `body` to `path` on `addr` (TCP, plain HTTP), `Connection: close`.
+    pub fn post(addr: &str, path: &str, body: &[u8]) -> Response {
+        let mut s = std::net::TcpStream::connect(addr).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+        let head = format!(
+            "POST {path} HTTP/1.1\r\nhost: {addr}\r\ncontent-type: text/xml\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+            body.len()
+        );
+        s.write_all(head.as_bytes()).unwrap();
+        // A server may answer (e.g. 413) before reading everything; that is not our error.
+        let _ = s.write_all(body);
+        let mut raw = Vec::new();
+        let _ = s.read_to_end(&mut raw);
+        parse(&raw)
+    }
+
+    fn parse(raw: &[u8]) -> Response {
+        let text = String::from_utf8_lossy(raw).to_string();
+        let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+        let mut lines = head.lines();
+        let status = lines
+            .next()
+            .unwrap_or("")
+            .split(' ')
+            .nth(1)
+            .unwrap_or("0")
+            .parse()
+            .unwrap_or(0);
+        let headers: Vec<(String, String)> = lines
+            .filter_map(|l| l.split_once(':'))
+            .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
+            .collect();
+        let chunked = headers
+            .iter()
+            .any(|(k, v)| k == "transfer-encoding" && v.contains("chunked"));
+        let body = if chunked {
+            dechunk(body)
+        } else {
+            body.to_string()
+        };
+        Response {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    fn dechunk(mut s: &str) -> String {
+        let mut out = String::new();
+        while let Some((size, rest)) = s.split_once("\r\n") {
+            let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
+            if n == 0 {
+                break;
+            }
+            out.push_str(&rest[..n]);
+            s = &rest[n + 2..];
+        }
+        out
+    }
+}

@@ -1,0 +1,528 @@
+//! The XenAPI server over real HTTP: exact JSON-RPC v1/v2 and XML-RPC shapes, errors with
+//! xapi's parameters, hostile requests that must change nothing, persistence across restarts.
+
+mod common;
+
+use common::{raw, TestDaemon, PASSWORD};
+use serde_json::{json, Value as Json};
+
+fn rpc(d: &TestDaemon, req: Json) -> Json {
+    let r = raw::post(&d.http, "/jsonrpc", req.to_string().as_bytes());
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.header("content-type"), Some("application/json"));
+    serde_json::from_str(&r.body).unwrap_or_else(|e| panic!("{e}: {}", r.body))
+}
+
+fn login(d: &TestDaemon) -> String {
+    let r = rpc(
+        d,
+        json!({"jsonrpc":"2.0","method":"session.login_with_password","params":["root", PASSWORD, "1.0", "tests"],"id":0}),
+    );
+    r["result"].as_str().unwrap().to_string()
+}
+
+fn call(d: &TestDaemon, method: &str, params: Json) -> Json {
+    rpc(
+        d,
+        json!({"jsonrpc":"2.0","method":method,"params":params,"id":1}),
+    )
+}
+
+fn xml_call(d: &TestDaemon, method: &str, params: &[&str]) -> raw::Response {
+    let ps: String = params
+        .iter()
+        .map(|p| format!("<param><value>{p}</value></param>"))
+        .collect();
+    let body = format!("<?xml version=\"1.0\"?><methodCall><methodName>{method}</methodName><params>{ps}</params></methodCall>");
+    raw::post(&d.http, "/", body.as_bytes())
+}
+
+/// Everything the API can show of the pool, to prove a request changed nothing.
+fn snapshot(d: &TestDaemon, s: &str) -> Json {
+    let classes = [
+        "pool",
+        "host",
+        "host_cpu",
+        "host_metrics",
+        "VM",
+        "SR",
+        "VDI",
+        "PBD",
+        "message",
+    ];
+    Json::Array(
+        classes
+            .iter()
+            .map(|c| call(d, &format!("{c}.get_all_records"), json!([s]))["result"].clone())
+            .collect(),
+    )
+}
+
+#[test]
+fn json_rpc_v1_and_v2_answer_in_xapis_shapes() {
+    let d = TestDaemon::start();
+    let s = login(&d);
+    assert!(s.starts_with("OpaqueRef:"), "{s}");
+
+    // v1 success: result, error, id, in that order.
+    let r = raw::post(
+        &d.http,
+        "/jsonrpc",
+        format!(r#"{{"method":"pool.get_all","params":["{s}"],"id":"xyz"}}"#).as_bytes(),
+    );
+    let pool: Json = serde_json::from_str(&r.body).unwrap();
+    let pool_ref = pool["result"][0].as_str().unwrap().to_string();
+    assert_eq!(
+        r.body,
+        format!(r#"{{"result":["{pool_ref}"],"error":null,"id":"xyz"}}"#)
+    );
+    assert_eq!(r.header("access-control-allow-origin"), Some("*"));
+
+    // Reference case 24: a missing parameter, v1.
+    let r = raw::post(
+        &d.http,
+        "/jsonrpc",
+        format!(r#"{{"method":"pool.enable_ha","params":["{s}"],"id":1}}"#).as_bytes(),
+    );
+    assert_eq!(
+        r.body,
+        r#"{"result":null,"error":["MESSAGE_PARAMETER_COUNT_MISMATCH","pool.enable_ha","2","0"],"id":1}"#
+    );
+
+    // v2 with no params at all means [], so the session is missing: received is -1 as in xapi.
+    let r = raw::post(
+        &d.http,
+        "/jsonrpc",
+        br#"{"jsonrpc":"2.0","method":"session.login_with_password","id":0}"#,
+    );
+    assert_eq!(
+        r.body,
+        r#"{"jsonrpc":"2.0","error":{"code":1,"message":"MESSAGE_PARAMETER_COUNT_MISMATCH","data":["session.login_with_password","2","0"]},"id":0}"#
+    );
+
+    // Records, getters, the host's CPUs.
+    let pools = call(&d, "pool.get_record", json!([s, pool_ref]));
+    let master = pools["result"]["master"].as_str().unwrap().to_string();
+    assert_eq!(pools["result"]["ha_enabled"], json!(false));
+    assert_eq!(pools["result"]["ha_cluster_stack"], json!("xhad"));
+    let host = call(&d, "host.get_record", json!([s, master]))["result"].clone();
+    assert_eq!(host["enabled"], json!(true));
+    assert_eq!(host["address"], json!("127.0.0.1"));
+    let metrics = call(&d, "host_metrics.get_live", json!([s, host["metrics"]]));
+    assert_eq!(metrics["result"], json!(true));
+    let uuid = host["uuid"].as_str().unwrap();
+    assert_eq!(
+        call(&d, "host.get_by_uuid", json!([s, uuid]))["result"],
+        json!(master)
+    );
+    assert_eq!(
+        call(&d, "host.get_uuid", json!([s, master]))["result"],
+        json!(uuid)
+    );
+    let by_name = call(&d, "host.get_by_name_label", json!([s, host["name_label"]]));
+    assert_eq!(by_name["result"], json!([master]));
+    assert_eq!(
+        call(&d, "session.get_this_host", json!([s, s]))["result"],
+        json!(master)
+    );
+    let user = call(&d, "session.get_this_user", json!([s, s]))["result"].clone();
+    assert_eq!(
+        call(&d, "user.get_short_name", json!([s, user]))["result"],
+        json!("root")
+    );
+
+    // Errors carry xapi's parameters.
+    let e = call(&d, "host.get_by_uuid", json!([s, "deadbeef"]));
+    assert_eq!(
+        e["error"],
+        json!({"code":1,"message":"UUID_INVALID","data":["host","deadbeef"]})
+    );
+    let e = call(&d, "VM.get_record", json!([s, "OpaqueRef:nope"]));
+    assert_eq!(e["error"]["data"], json!(["VM", "OpaqueRef:nope"]));
+    assert_eq!(e["error"]["message"], json!("HANDLE_INVALID"));
+    let e = call(&d, "pool.no_such_call", json!([s]));
+    assert_eq!(
+        e["error"],
+        json!({"code":1,"message":"MESSAGE_METHOD_UNKNOWN","data":["pool.no_such_call"]})
+    );
+    let e = call(&d, "pool.get_record", json!([s]));
+    assert_eq!(e["error"]["data"], json!(["pool.get_record", "1", "0"]));
+
+    // A bad password is refused with xapi's parameters.
+    let e = rpc(
+        &d,
+        json!({"jsonrpc":"2.0","method":"session.login_with_password","params":["root","wrong"],"id":5}),
+    );
+    assert_eq!(
+        e.to_string(),
+        r#"{"jsonrpc":"2.0","error":{"code":1,"message":"SESSION_AUTHENTICATION_FAILED","data":["root","Authentication failure"]},"id":5}"#
+    );
+    assert!(d.log().contains("failed login"), "failed logins are logged");
+
+    // Logout ends the session.
+    assert_eq!(call(&d, "session.logout", json!([s]))["result"], json!(""));
+    let e = call(&d, "pool.get_all", json!([s]));
+    assert_eq!(
+        e["error"],
+        json!({"code":1,"message":"SESSION_INVALID","data":[s]})
+    );
+}
+
+#[test]
+fn xml_rpc_answers_in_xapis_shapes_and_sessions_cross_protocols() {
+    let d = TestDaemon::start();
+    // Log in over XML-RPC ...
+    let r = xml_call(&d, "session.login_with_password", &["root", PASSWORD]);
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("content-type"), Some("text/xml"));
+    let s = r
+        .body
+        .split("<value>OpaqueRef:")
+        .nth(1)
+        .unwrap()
+        .split("</value>")
+        .next()
+        .unwrap();
+    let s = format!("OpaqueRef:{s}");
+    // ... use the session over JSON-RPC ...
+    assert!(call(&d, "pool.get_all", json!([s]))["result"].is_array());
+    // ... and log out over XML-RPC on /RPC2.
+    let body = format!("<?xml version=\"1.0\"?><methodCall><methodName>session.logout</methodName><params><param><value><string>{s}</string></value></param></params></methodCall>");
+    let r = raw::post(&d.http, "/RPC2", body.as_bytes());
+    assert_eq!(
+        r.body,
+        "<?xml version=\"1.0\"?><methodResponse><params><param><value><struct><member><name>Status</name><value>Success</value></member><member><name>Value</name><value></value></member></struct></value></param></params></methodResponse>"
+    );
+
+    // Reference case 22, verbatim.
+    let s = login(&d);
+    let r = xml_call(&d, "pool.disable_ha", &[&s]);
+    assert_eq!(
+        r.body,
+        "<?xml version=\"1.0\"?><methodResponse><params><param><value><struct><member><name>Status</name><value>Failure</value></member><member><name>ErrorDescription</name><value><array><data><value>HA_NOT_ENABLED</value></data></array></value></member></struct></value></param></params></methodResponse>"
+    );
+    // Ints are untyped decimal text, bools are typed.
+    let pool = call(&d, "pool.get_all", json!([s]))["result"][0]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let r = xml_call(&d, "pool.get_ha_host_failures_to_tolerate", &[&s, &pool]);
+    assert!(
+        r.body.contains("<name>Value</name><value>0</value>"),
+        "{}",
+        r.body
+    );
+    let r = xml_call(&d, "pool.get_ha_enabled", &[&s, &pool]);
+    assert!(
+        r.body.contains("<value><boolean>0</boolean></value>"),
+        "{}",
+        r.body
+    );
+    // An int parameter sent as untyped text is accepted.
+    let r = xml_call(
+        &d,
+        "pool.set_ha_host_failures_to_tolerate",
+        &[&s, &pool, "1"],
+    );
+    assert!(r.body.contains("Success"), "{}", r.body);
+    assert_eq!(
+        call(
+            &d,
+            "pool.get_ha_host_failures_to_tolerate",
+            json!([s, pool])
+        )["result"],
+        json!(1)
+    );
+}
+
+#[test]
+fn hostile_requests_get_the_documented_error_and_change_nothing() {
+    let d = TestDaemon::start();
+    let s = login(&d);
+    let before = snapshot(&d, &s);
+
+    // Reference case 25: XML-RPC without <params> is a parse error, HTTP 500 with HTML.
+    let r = raw::post(
+        &d.http,
+        "/",
+        br#"<?xml version="1.0"?><methodCall><methodName>session.logout</methodName></methodCall>"#,
+    );
+    assert_eq!(r.status, 500);
+    assert_eq!(r.header("content-type"), Some("text/html"));
+    assert!(r.body.contains("Xmlrpc.Parse_error("), "{}", r.body);
+    // Malformed JSON, and JSON without an id.
+    for body in [
+        &b"{\"method\": "[..],
+        br#"{"method":"pool.get_all","params":[]}"#,
+    ] {
+        let r = raw::post(&d.http, "/jsonrpc", body);
+        assert_eq!(r.status, 500);
+        assert!(
+            r.body.contains("Jsonrpc.Malformed_method_request"),
+            "{}",
+            r.body
+        );
+    }
+    // An XML bomb is refused without expanding anything.
+    let bomb = format!(
+        "<?xml version=\"1.0\"?><!DOCTYPE b [<!ENTITY a \"{}\">{}]><methodCall><methodName>&e;</methodName><params/></methodCall>",
+        "x".repeat(100),
+        (b'b'..=b'e').map(|c| format!("<!ENTITY {} \"{}\">", c as char, format!("&{};", (c - 1) as char).repeat(10))).collect::<String>()
+    );
+    let r = raw::post(&d.http, "/", bomb.as_bytes());
+    assert_eq!(r.status, 500);
+    // An oversized body is refused before it is parsed.
+    let big = vec![b' '; 5 * 1024 * 1024];
+    let r = raw::post(&d.http, "/jsonrpc", &big);
+    assert_eq!(r.status, 413);
+    // A missing or bogus session.
+    let e = call(&d, "pool.get_all", json!([]));
+    assert_eq!(e["error"]["data"], json!(["pool.get_all", "0", "-1"]));
+    let e = call(&d, "pool.get_all", json!(["OpaqueRef:forged"]));
+    assert_eq!(e["error"]["message"], json!("SESSION_INVALID"));
+    // Setting a read-only field: there is no such setter.
+    let pool = call(&d, "pool.get_all", json!([s]))["result"][0].clone();
+    let e = call(&d, "pool.set_ha_enabled", json!([s, pool, true]));
+    assert_eq!(e["error"]["data"], json!(["pool.set_ha_enabled"]));
+    // Invalid values through real setters.
+    let e = call(
+        &d,
+        "pool.set_ha_host_failures_to_tolerate",
+        json!([s, pool, -1]),
+    );
+    assert_eq!(
+        e["error"],
+        json!({"code":1,"message":"INVALID_VALUE","data":["ha_host_failures_to_tolerate","-1"]})
+    );
+    let e = call(&d, "pool.set_name_label", json!([s, pool, 42]));
+    assert_eq!(e["error"]["message"], json!("FIELD_TYPE_ERROR"));
+    let e = call(
+        &d,
+        "pool.set_default_SR",
+        json!([s, pool, "OpaqueRef:nosuchsr"]),
+    );
+    assert_eq!(e["error"]["data"], json!(["SR", "OpaqueRef:nosuchsr"]));
+
+    assert_eq!(snapshot(&d, &s), before, "nothing changed");
+    // And the daemon still serves.
+    assert!(call(&d, "pool.get_all", json!([s]))["result"].is_array());
+}
+
+#[test]
+fn setters_validate_like_xapi() {
+    let d = TestDaemon::start();
+    let s = login(&d);
+    let vm = call(&d, "VM.create", json!([s, {"name_label": "web", "memory_static_max": "536870912", "power_state": "Running"}]))["result"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let rec = call(&d, "VM.get_record", json!([s, vm]))["result"].clone();
+    assert_eq!(rec["name_label"], json!("web"));
+    assert_eq!(rec["memory_static_max"], json!(536870912));
+    assert_eq!(
+        rec["power_state"],
+        json!("Halted"),
+        "read-only fields are not taken from the constructor"
+    );
+
+    // Reference case 14: only restart, best-effort or "".
+    let e = call(&d, "VM.set_ha_restart_priority", json!([s, vm, "1"]));
+    assert_eq!(
+        e["error"],
+        json!({"code":1,"message":"INVALID_VALUE","data":["ha_restart_priority","1"]})
+    );
+    for p in ["restart", "best-effort", ""] {
+        assert_eq!(
+            call(&d, "VM.set_ha_restart_priority", json!([s, vm, p]))["result"],
+            json!("")
+        );
+        assert_eq!(
+            call(&d, "VM.get_ha_always_run", json!([s, vm]))["result"],
+            json!(p == "restart")
+        );
+    }
+    call(&d, "VM.set_ha_always_run", json!([s, vm, true]));
+    assert_eq!(
+        call(&d, "VM.get_ha_restart_priority", json!([s, vm]))["result"],
+        json!("restart")
+    );
+    // Maps: add, duplicate, remove.
+    assert_eq!(
+        call(&d, "VM.add_to_other_config", json!([s, vm, "k", "v"]))["result"],
+        json!("")
+    );
+    let e = call(&d, "VM.add_to_other_config", json!([s, vm, "k", "w"]));
+    assert_eq!(e["error"]["message"], json!("MAP_DUPLICATE_KEY"));
+    assert_eq!(
+        call(&d, "VM.get_other_config", json!([s, vm]))["result"],
+        json!({"k": "v"})
+    );
+    call(&d, "VM.remove_from_other_config", json!([s, vm, "k"]));
+    assert_eq!(
+        call(&d, "VM.get_other_config", json!([s, vm]))["result"],
+        json!({})
+    );
+    // Sets.
+    call(&d, "VM.add_to_tags", json!([s, vm, "prod"]));
+    call(&d, "VM.add_to_tags", json!([s, vm, "prod"]));
+    assert_eq!(
+        call(&d, "VM.get_tags", json!([s, vm]))["result"],
+        json!(["prod"])
+    );
+    // Affinity must name a real host.
+    let host = call(&d, "host.get_all", json!([s]))["result"][0].clone();
+    assert_eq!(
+        call(&d, "VM.set_affinity", json!([s, vm, host]))["result"],
+        json!("")
+    );
+    let e = call(&d, "VM.set_affinity", json!([s, vm, "OpaqueRef:x"]));
+    assert_eq!(e["error"]["data"], json!(["host", "OpaqueRef:x"]));
+    // Host maintenance flags.
+    call(&d, "host.disable", json!([s, host]));
+    assert_eq!(
+        call(&d, "host.get_enabled", json!([s, host]))["result"],
+        json!(false)
+    );
+    call(&d, "host.enable", json!([s, host]));
+    assert_eq!(
+        call(&d, "host.get_enabled", json!([s, host]))["result"],
+        json!(true)
+    );
+    // Emergency-mode queries on a healthy one-host pool (reference cases 7 and 11).
+    assert_eq!(
+        call(&d, "host.is_in_emergency_mode", json!([s]))["result"],
+        json!(false)
+    );
+    assert_eq!(
+        call(&d, "host.emergency_ha_disable", json!([s, true]))["result"],
+        json!("")
+    );
+    let e = call(&d, "host.emergency_ha_disable", json!([s]));
+    assert_eq!(e["error"]["message"], json!("HA_NOT_ENABLED"));
+    assert_eq!(
+        call(&d, "pool.recover_slaves", json!([s]))["result"],
+        json!([])
+    );
+    // Destroy.
+    assert_eq!(call(&d, "VM.destroy", json!([s, vm]))["result"], json!(""));
+    assert_eq!(call(&d, "VM.get_all", json!([s]))["result"], json!([]));
+}
+
+#[test]
+fn host_cpus_are_this_machines() {
+    let d = TestDaemon::start();
+    let s = login(&d);
+    let cpus = call(&d, "host_cpu.get_all_records", json!([s]))["result"]
+        .as_object()
+        .unwrap()
+        .clone();
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap();
+    let processors = cpuinfo
+        .lines()
+        .filter(|l| l.starts_with("processor"))
+        .count();
+    assert_eq!(cpus.len(), processors);
+    let mut numbers: Vec<i64> = cpus
+        .values()
+        .map(|c| c["number"].as_i64().unwrap())
+        .collect();
+    numbers.sort();
+    assert_eq!(numbers, (0..processors as i64).collect::<Vec<_>>());
+    if let Some(vendor) = cpuinfo.lines().find_map(|l| l.strip_prefix("vendor_id")) {
+        let vendor = vendor.trim_start_matches([' ', '\t', ':']).trim();
+        assert!(cpus.values().all(|c| c["vendor"] == json!(vendor)));
+    }
+    let host = call(&d, "host.get_all", json!([s]))["result"][0].clone();
+    let info = call(&d, "host.get_cpu_info", json!([s, host]))["result"].clone();
+    assert_eq!(info["cpu_count"], json!(processors.to_string()));
+}
+
+#[test]
+fn restart_keeps_everything_and_sigterm_is_clean() {
+    let mut d = TestDaemon::start();
+    let s = login(&d);
+    let pool = call(&d, "pool.get_all", json!([s]))["result"][0].clone();
+    call(&d, "pool.set_name_label", json!([s, pool, "lab pool"]));
+    let vm = call(
+        &d,
+        "VM.create",
+        json!([s, {"name_label": "db", "order": 2}]),
+    )["result"]
+        .clone();
+    let before = snapshot(&d, &s);
+
+    let status = d.stop();
+    assert!(
+        status.success(),
+        "SIGTERM exits 0, got {status}:\n{}",
+        d.log()
+    );
+    assert!(!d.socket.exists(), "the socket is removed on a clean stop");
+    assert!(d.log().contains("stopped"));
+
+    d.restart();
+    // Sessions do not survive a restart (as in xapi) ...
+    assert_eq!(
+        call(&d, "pool.get_all", json!([s]))["error"]["message"],
+        json!("SESSION_INVALID")
+    );
+    // ... everything else does, including the UUIDs of the host and its CPUs.
+    let s = login(&d);
+    assert_eq!(call(&d, "VM.get_order", json!([s, vm]))["result"], json!(2));
+    // The metrics' last_updated moves on a restart; nothing else may.
+    let forget_update_time = |mut snap: Json| {
+        for m in snap[3].as_object_mut().unwrap().values_mut() {
+            m["last_updated"] = json!(null);
+        }
+        snap
+    };
+    let (after, before) = (
+        forget_update_time(snapshot(&d, &s)),
+        forget_update_time(before),
+    );
+    assert_eq!(after, before);
+}
+
+#[test]
+fn https_and_the_unix_socket_serve_the_same_api() {
+    let d = TestDaemon::start();
+    let client = reqwest::blocking::Client::builder()
+        .tls_danger_accept_invalid_certs(true)
+        .build()
+        .unwrap();
+    let body = json!({"jsonrpc":"2.0","method":"session.login_with_password","params":["root", PASSWORD],"id":1});
+    let r: Json = client
+        .post(format!("https://{}/jsonrpc", d.https))
+        .body(body.to_string())
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    assert!(r["result"].as_str().unwrap().starts_with("OpaqueRef:"));
+    // The certificate was generated on first start and kept.
+    assert!(d.state_dir().join("xapi-ssl.pem").exists());
+
+    // Over the local socket the caller is root whatever password it gives.
+    let out = std::process::Command::new("curl")
+        .args(["-s", "--unix-socket", d.socket.to_str().unwrap(), "http://localhost/jsonrpc", "-d"])
+        .arg(json!({"jsonrpc":"2.0","method":"session.login_with_password","params":["root","not the password"],"id":1}).to_string())
+        .output();
+    if let Ok(out) = out {
+        if out.status.success() {
+            let r: Json = serde_json::from_slice(&out.stdout).unwrap();
+            assert!(
+                r["result"].as_str().unwrap().starts_with("OpaqueRef:"),
+                "{r}"
+            );
+            return;
+        }
+    }
+    // Without curl, speak HTTP over the socket by hand.
+    use std::io::{Read, Write};
+    let mut sock = std::os::unix::net::UnixStream::connect(&d.socket).unwrap();
+    let payload = json!({"jsonrpc":"2.0","method":"session.login_with_password","params":["root","nope"],"id":1}).to_string();
+    write!(sock, "POST /jsonrpc HTTP/1.1\r\nhost: localhost\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{payload}", payload.len()).unwrap();
+    let mut resp = String::new();
+    sock.read_to_string(&mut resp).unwrap();
+    assert!(resp.contains("\"result\":\"OpaqueRef:"), "{resp}");
+}
