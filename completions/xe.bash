@@ -41,7 +41,7 @@ _xe_params() {
     sr-param-list) echo "uuid= database:" ;;
     sr-param-remove) echo "uuid= param-name= param-key=" ;;
     sr-param-set) echo "uuid= name-label= name-description= shared= other-config:" ;;
-    vm-list) echo "params= database: uuid= name-label= name-description= user-version= is-a-template= is-control-domain= power-state= memory-overhead= memory-static-max= memory-dynamic-max= memory-dynamic-min= memory-static-min= VCPUs-max= VCPUs-at-startup= resident-on= affinity= other-config= ha-always-run= ha-restart-priority= tags= start-delay= shutdown-delay= order= tags:contains=" ;;
+    vm-list) echo "params= database: uuid= name-label= name-description= user-version= is-a-template= is-control-domain= power-state= memory-actual= memory-overhead= memory-static-max= memory-dynamic-max= memory-dynamic-min= memory-static-min= VCPUs-max= VCPUs-at-startup= resident-on= affinity= other-config= ha-always-run= ha-restart-priority= VCPUs-number= tags= start-delay= shutdown-delay= order= tags:contains=" ;;
     vm-param-add) echo "uuid= param-name= param-key=" ;;
     vm-param-clear) echo "uuid= param-name=" ;;
     vm-param-get) echo "uuid= param-name= param-key= database:" ;;
@@ -108,10 +108,10 @@ _xe_fields() {
     sr-param-clear) echo "uuid name-label name-description host VDIs PBDs virtual-allocation physical-utilisation physical-size type content-type shared other-config sm-config tags" ;;
     sr-param-get) echo "uuid name-label name-description host VDIs PBDs virtual-allocation physical-utilisation physical-size type content-type shared other-config sm-config tags" ;;
     sr-param-remove) echo "uuid name-label name-description host VDIs PBDs virtual-allocation physical-utilisation physical-size type content-type shared other-config sm-config tags" ;;
-    vm-param-add) echo "uuid name-label name-description user-version is-a-template is-control-domain power-state memory-overhead memory-static-max memory-dynamic-max memory-dynamic-min memory-static-min VCPUs-max VCPUs-at-startup resident-on affinity other-config ha-always-run ha-restart-priority tags start-delay shutdown-delay order" ;;
-    vm-param-clear) echo "uuid name-label name-description user-version is-a-template is-control-domain power-state memory-overhead memory-static-max memory-dynamic-max memory-dynamic-min memory-static-min VCPUs-max VCPUs-at-startup resident-on affinity other-config ha-always-run ha-restart-priority tags start-delay shutdown-delay order" ;;
-    vm-param-get) echo "uuid name-label name-description user-version is-a-template is-control-domain power-state memory-overhead memory-static-max memory-dynamic-max memory-dynamic-min memory-static-min VCPUs-max VCPUs-at-startup resident-on affinity other-config ha-always-run ha-restart-priority tags start-delay shutdown-delay order" ;;
-    vm-param-remove) echo "uuid name-label name-description user-version is-a-template is-control-domain power-state memory-overhead memory-static-max memory-dynamic-max memory-dynamic-min memory-static-min VCPUs-max VCPUs-at-startup resident-on affinity other-config ha-always-run ha-restart-priority tags start-delay shutdown-delay order" ;;
+    vm-param-add) echo "uuid name-label name-description user-version is-a-template is-control-domain power-state memory-actual memory-overhead memory-static-max memory-dynamic-max memory-dynamic-min memory-static-min VCPUs-max VCPUs-at-startup resident-on affinity other-config ha-always-run ha-restart-priority VCPUs-number tags start-delay shutdown-delay order" ;;
+    vm-param-clear) echo "uuid name-label name-description user-version is-a-template is-control-domain power-state memory-actual memory-overhead memory-static-max memory-dynamic-max memory-dynamic-min memory-static-min VCPUs-max VCPUs-at-startup resident-on affinity other-config ha-always-run ha-restart-priority VCPUs-number tags start-delay shutdown-delay order" ;;
+    vm-param-get) echo "uuid name-label name-description user-version is-a-template is-control-domain power-state memory-actual memory-overhead memory-static-max memory-dynamic-max memory-dynamic-min memory-static-min VCPUs-max VCPUs-at-startup resident-on affinity other-config ha-always-run ha-restart-priority VCPUs-number tags start-delay shutdown-delay order" ;;
+    vm-param-remove) echo "uuid name-label name-description user-version is-a-template is-control-domain power-state memory-actual memory-overhead memory-static-max memory-dynamic-max memory-dynamic-min memory-static-min VCPUs-max VCPUs-at-startup resident-on affinity other-config ha-always-run ha-restart-priority VCPUs-number tags start-delay shutdown-delay order" ;;
     esac
 }
 

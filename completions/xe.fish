@@ -122,7 +122,7 @@ complete -c xe -n '__fish_seen_subcommand_from sr-param-remove' -a 'uuid= param-
 complete -c xe -n '__fish_seen_subcommand_from sr-param-remove; and string match -q "uuid=*" -- (commandline -ct)' -a '(__xe_values sr)'
 complete -c xe -n '__fish_seen_subcommand_from sr-param-set' -a 'uuid= name-label= name-description= shared= other-config:'
 complete -c xe -n '__fish_seen_subcommand_from sr-param-set; and string match -q "uuid=*" -- (commandline -ct)' -a '(__xe_values sr)'
-complete -c xe -n '__fish_seen_subcommand_from vm-list' -a 'params= database: uuid= name-label= name-description= user-version= is-a-template= is-control-domain= power-state= memory-overhead= memory-static-max= memory-dynamic-max= memory-dynamic-min= memory-static-min= VCPUs-max= VCPUs-at-startup= resident-on= affinity= other-config= ha-always-run= ha-restart-priority= tags= start-delay= shutdown-delay= order= tags:contains='
+complete -c xe -n '__fish_seen_subcommand_from vm-list' -a 'params= database: uuid= name-label= name-description= user-version= is-a-template= is-control-domain= power-state= memory-actual= memory-overhead= memory-static-max= memory-dynamic-max= memory-dynamic-min= memory-static-min= VCPUs-max= VCPUs-at-startup= resident-on= affinity= other-config= ha-always-run= ha-restart-priority= VCPUs-number= tags= start-delay= shutdown-delay= order= tags:contains='
 complete -c xe -n '__fish_seen_subcommand_from vm-list; and string match -q "uuid=*" -- (commandline -ct)' -a '(__xe_values vm)'
 complete -c xe -n '__fish_seen_subcommand_from vm-param-add' -a 'uuid= param-name= param-key='
 complete -c xe -n '__fish_seen_subcommand_from vm-param-add; and string match -q "uuid=*" -- (commandline -ct)' -a '(__xe_values vm)'
