@@ -513,3 +513,90 @@ fn output_json_and_table_are_opt_in() {
         t.stdout.contains("name-label") && t.stdout.contains("web") && t.stdout.contains(&uuid)
     );
 }
+
+#[test]
+fn bash_completion_completes_commands_parameters_and_uuids() {
+    let d = TestDaemon::start();
+    let bin = tempfile::tempdir().unwrap();
+    std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_xe"), bin.path().join("xe")).unwrap();
+    let host = {
+        let mut s = session(&d);
+        first_uuid(&mut s, "host")
+    };
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("completions/xe.bash");
+    // Simulate readline: COMP_WORDBREAKS splits at '=', COMP_LINE is the text up to the cursor.
+    let probe = r#"
+source "$1"
+t() { COMP_LINE="$1"; COMP_POINT=${#COMP_LINE}; local l="${1//=/ = }"; read -ra COMP_WORDS <<< "$l"
+      [[ "$1" == *" " || "$1" == *"=" ]] && COMP_WORDS+=(""); COMP_CWORD=$((${#COMP_WORDS[@]}-1))
+      COMPREPLY=(); _xe; echo "${COMPREPLY[*]}"; }
+t "xe host-cpu-l"
+t "xe pool-ha-enable "
+t "xe host-param-list uuid="
+t "xe vm-param-get uuid=x param-name=ha-r"
+"#;
+    let o = Command::new("bash")
+        .args(["-c", probe, "probe", script.to_str().unwrap()])
+        .env(
+            "PATH",
+            format!(
+                "{}:{}",
+                bin.path().display(),
+                std::env::var("PATH").unwrap()
+            ),
+        )
+        .env("XAPI_SOCKET", &d.socket)
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&o.stdout),
+        format!("host-cpu-list\nheartbeat-sr-uuids= ha-config:\n{host}\nha-restart-priority\n"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
+
+#[test]
+fn host_cpu_info_prints_the_cpu_info_map_without_markers() {
+    let d = TestDaemon::start();
+    let home = tempfile::tempdir().unwrap();
+    let (host, info) = {
+        let mut s = session(&d);
+        let host = first_uuid(&mut s, "host");
+        let all = s.call("host.get_all_records", &[]).unwrap();
+        let (_, rec) = all.as_struct().unwrap().first().unwrap();
+        let info: Vec<(String, String)> = rec.as_struct().unwrap()["cpu_info"]
+            .as_struct()
+            .unwrap()
+            .iter()
+            .map(|(k, v)| (k.clone(), value_text(v)))
+            .collect();
+        (host, info)
+    };
+    assert!(info.iter().any(|(k, _)| k == "cpu_count"), "{info:?}");
+    let w = 4 + info.iter().map(|(k, _)| k.len()).max().unwrap();
+    let mut want = String::new();
+    for (i, (k, v)) in info.iter().enumerate() {
+        if i == 0 {
+            want.push_str(&format!("{k:<w$}: {v}\n"));
+        } else {
+            want.push_str(&format!("{k:>w$}: {v}\n"));
+        }
+    }
+    want.push_str("\n\n");
+    for args in [
+        "host-cpu-info".to_string(),
+        format!("host-cpu-info uuid={host}"),
+    ] {
+        let r = xe_env(&d, home.path(), "xmlrpc", &words(&args), &[]);
+        assert_eq!(
+            r,
+            Run {
+                stdout: want.clone(),
+                stderr: String::new(),
+                code: 0
+            },
+            "{args}"
+        );
+    }
+}
