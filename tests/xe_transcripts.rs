@@ -600,3 +600,44 @@ fn host_cpu_info_prints_the_cpu_info_map_without_markers() {
         );
     }
 }
+
+#[test]
+fn debug_on_fail_shows_the_calls_only_on_failure_and_never_the_password() {
+    let d = TestDaemon::start();
+    let home = tempfile::tempdir().unwrap();
+    let port = d.http.rsplit(':').next().unwrap().to_string();
+    let base = format!("-s localhost --nossl -p {port} -pw {PASSWORD} --debug-on-fail");
+    let ok = xe_env(
+        &d,
+        home.path(),
+        "jsonrpc",
+        &words(&format!("{base} host-is-in-emergency-mode")),
+        &[],
+    );
+    assert_eq!(
+        ok,
+        Run {
+            stdout: "false\n".into(),
+            stderr: String::new(),
+            code: 0
+        }
+    );
+    let bad = xe_env(
+        &d,
+        home.path(),
+        "jsonrpc",
+        &words(&format!("{base} pool-ha-disable")),
+        &[],
+    );
+    assert_eq!(bad.code, 1);
+    let (first, rest) = bad
+        .stderr
+        .split_once("\nDebug info:\n\n")
+        .expect("debug section");
+    assert_eq!(
+        first,
+        "The operation could not be performed because HA is not enabled on the Pool\n"
+    );
+    assert!(rest.contains("\"method\":\"pool.disable_ha\""), "{rest}");
+    assert!(!rest.contains(PASSWORD), "{rest}");
+}

@@ -28,7 +28,7 @@ pub mod table;
 use std::io::Write;
 use std::path::PathBuf;
 
-use crate::client::{Connection, Endpoint, Protocol, Session, TlsVerify, DEFAULT_SOCKET};
+use crate::client::{Connection, Debug, Endpoint, Protocol, Session, TlsVerify, DEFAULT_SOCKET};
 use args::{parse_command, parse_globals, Env, GlobalsError};
 use commands::{Extras, Format};
 use errors::{CliError, TransportKind};
@@ -201,16 +201,34 @@ pub fn run(argv: &[String], env: &Env, out: &mut dyn Write, err: &mut dyn Write)
         ours.protocol.unwrap_or(Protocol::JsonRpc),
         ours.protocol.is_none(),
     );
-    conn.set_debug(g.debug);
-    let login = if c.local_session {
-        Session::slave_local_login_with_password(conn, &g.username, &g.password)
+    conn.set_debug(if g.debug {
+        Debug::Stderr
+    } else if g.debug_on_fail {
+        Debug::Buffer
     } else {
-        Session::login_with_password(conn, &g.username, &g.password)
+        Debug::Off
+    });
+    let (method, params): (&str, Vec<crate::model::Value>) = if c.local_session {
+        (
+            "session.slave_local_login_with_password",
+            vec![g.username.as_str().into(), g.password.as_str().into()],
+        )
+    } else {
+        (
+            "session.login_with_password",
+            vec![
+                g.username.as_str().into(),
+                g.password.as_str().into(),
+                crate::client::API_VERSION.into(),
+                "cli".into(),
+            ],
+        )
     };
-    let mut session = match login {
-        Ok(s) => s,
+    let mut session = match conn.call(method, &params) {
+        Ok(r) => Session::from_parts(conn, crate::client::value_text(&r), c.local_session),
         Err(e) => {
             CliError::from_client(e, kind).write(err);
+            write_debug_log(err, conn.debug_log());
             return 1;
         }
     };
@@ -235,6 +253,7 @@ pub fn run(argv: &[String], env: &Env, out: &mut dyn Write, err: &mut dyn Write)
             Err(e) => Err(e),
         }
     };
+    let log = session.connection().debug_log().to_vec();
     let _ = session.logout();
     match result {
         Ok(()) => 0,
@@ -242,11 +261,23 @@ pub fn run(argv: &[String], env: &Env, out: &mut dyn Write, err: &mut dyn Write)
             for l in lines {
                 let _ = writeln!(out, "{l}");
             }
+            write_debug_log(err, &log);
             1
         }
         Err(e) => {
             e.write(err);
+            write_debug_log(err, &log);
             1
+        }
+    }
+}
+
+/// `--debug-on-fail`: what was recorded, after xe's `Debug info:` header.
+fn write_debug_log(err: &mut dyn Write, log: &[String]) {
+    if !log.is_empty() {
+        let _ = write!(err, "\nDebug info:\n\n");
+        for l in log {
+            let _ = writeln!(err, "{l}");
         }
     }
 }

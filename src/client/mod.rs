@@ -142,7 +142,19 @@ pub struct Connection {
     protocol: Protocol,
     fallback: bool,
     next_id: u64,
-    debug: bool,
+    debug: Debug,
+    debug_log: Vec<String>,
+}
+
+/// Where debug lines go.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Debug {
+    /// Nowhere.
+    Off,
+    /// Straight to stderr (`--debug`).
+    Stderr,
+    /// Kept, for the caller to print if the command fails (`--debug-on-fail`).
+    Buffer,
 }
 
 fn io_lost(e: io::Error) -> TransportError {
@@ -160,13 +172,27 @@ impl Connection {
             protocol,
             fallback,
             next_id: 0,
-            debug: false,
+            debug: Debug::Off,
+            debug_log: Vec::new(),
         }
     }
 
-    /// Print each request and response to stderr.
-    pub fn set_debug(&mut self, on: bool) {
-        self.debug = on;
+    /// Record each request and response: on stderr, or kept for [`Connection::debug_log`].
+    pub fn set_debug(&mut self, mode: Debug) {
+        self.debug = mode;
+    }
+
+    /// The debug lines kept in [`Debug::Buffer`] mode.
+    pub fn debug_log(&self) -> &[String] {
+        &self.debug_log
+    }
+
+    fn trace(&mut self, line: String) {
+        match self.debug {
+            Debug::Off => {}
+            Debug::Stderr => eprintln!("{line}"),
+            Debug::Buffer => self.debug_log.push(line),
+        }
     }
 
     /// The protocol currently spoken.
@@ -174,20 +200,19 @@ impl Connection {
         self.protocol
     }
 
-    fn connect(&self) -> Result<Link, TransportError> {
-        match &self.endpoint {
+    fn connect(&mut self) -> Result<Link, TransportError> {
+        let endpoint = self.endpoint.clone();
+        match &endpoint {
             Endpoint::Local {
                 socket,
                 fallback_port,
             } => match UnixStream::connect(socket) {
                 Ok(s) => Ok(Link::Unix(http::Conn::new(s, "localhost"))),
                 Err(e) => {
-                    if self.debug {
-                        eprintln!(
-                            "Connecting to Unix socket [{}] failed: {e}",
-                            socket.display()
-                        );
-                    }
+                    self.trace(format!(
+                        "Connecting to Unix socket [{}] failed: {e}",
+                        socket.display()
+                    ));
                     let s = TcpStream::connect(("127.0.0.1", *fallback_port))
                         .map_err(TransportError::Connect)?;
                     let _ = s.set_nodelay(true);
@@ -295,15 +320,32 @@ impl Connection {
                 ),
                 Protocol::XmlRpc => ("/", "text/xml", xmlrpc::encode_call(method, params)),
             };
-            if self.debug {
-                eprintln!("-> {body}");
+            if self.debug != Debug::Off {
+                // Never leave a password in a debug log.
+                let shown = if method.starts_with("session.") && method.contains("login") {
+                    let mut p = params.to_vec();
+                    if let Some(pw) = p.get_mut(1) {
+                        *pw = Value::str("******");
+                    }
+                    match self.protocol {
+                        Protocol::JsonRpc => {
+                            jsonrpc::encode_call(jsonrpc::Version::V2, method, &p, self.next_id)
+                        }
+                        Protocol::XmlRpc => xmlrpc::encode_call(method, &p),
+                    }
+                } else {
+                    body.clone()
+                };
+                self.trace(format!("-> {shown}"));
             }
             let resp = self
                 .post(path, ctype, body.as_bytes())
                 .map_err(ClientError::Transport)?;
-            if self.debug {
-                eprintln!("<- {} {}", resp.status, String::from_utf8_lossy(&resp.body));
-            }
+            self.trace(format!(
+                "<- {} {}",
+                resp.status,
+                String::from_utf8_lossy(&resp.body)
+            ));
             let json_ok = resp.content_type.starts_with("application/json");
             if self.protocol == Protocol::JsonRpc
                 && self.fallback
@@ -337,6 +379,16 @@ pub struct Session {
 pub const API_VERSION: &str = "2.21";
 
 impl Session {
+    /// A session over `conn` for a reference obtained elsewhere (`local`: end it with
+    /// `session.local_logout`).
+    pub fn from_parts(conn: Connection, reference: String, local: bool) -> Session {
+        Session {
+            conn,
+            reference,
+            local,
+        }
+    }
+
     /// `session.login_with_password(uname, pwd, version, "cli")`.
     pub fn login_with_password(
         mut conn: Connection,
