@@ -526,3 +526,92 @@ fn https_and_the_unix_socket_serve_the_same_api() {
     sock.read_to_string(&mut resp).unwrap();
     assert!(resp.contains("\"result\":\"OpaqueRef:"), "{resp}");
 }
+
+/// The SDK test's calls, made from a raw HTTP client in both JSON-RPC dialects; every answer is
+/// compared with the exact envelope of its dialect.
+#[test]
+fn the_same_calls_in_json_rpc_v1_and_v2() {
+    let d = TestDaemon::start();
+    for v2 in [false, true] {
+        let body = |method: &str, params: Json, id: u64| {
+            let mut req = serde_json::Map::new();
+            if v2 {
+                req.insert("jsonrpc".into(), json!("2.0"));
+            }
+            req.insert("method".into(), json!(method));
+            req.insert("params".into(), params);
+            req.insert("id".into(), json!(id));
+            Json::Object(req).to_string()
+        };
+        let ok = |method: &str, params: Json| -> Json {
+            let r = raw::post(&d.http, "/jsonrpc", body(method, params, 7).as_bytes());
+            let doc: Json = serde_json::from_str(&r.body).unwrap();
+            let result = doc["result"].clone();
+            let expected = if v2 {
+                format!(r#"{{"jsonrpc":"2.0","result":{result},"id":7}}"#)
+            } else {
+                format!(r#"{{"result":{result},"error":null,"id":7}}"#)
+            };
+            assert_eq!(r.body, expected, "{method}");
+            result
+        };
+        let err = |method: &str, params: Json, code: &str, data: Json| {
+            let r = raw::post(&d.http, "/jsonrpc", body(method, params, 9).as_bytes());
+            let expected = if v2 {
+                json!({"jsonrpc":"2.0","error":{"code":1,"message":code,"data":data},"id":9})
+                    .to_string()
+            } else {
+                let mut desc = vec![json!(code)];
+                desc.extend(data.as_array().unwrap().iter().cloned());
+                json!({"result":null,"error":desc,"id":9}).to_string()
+            };
+            assert_eq!(r.body, expected, "{method}");
+        };
+        let s = ok(
+            "session.login_with_password",
+            json!(["root", PASSWORD, "1.0", "raw"]),
+        );
+        let pool = ok("pool.get_all", json!([s]))[0].clone();
+        assert_eq!(
+            ok("pool.get_record", json!([s, pool]))["ha_enabled"],
+            json!(false)
+        );
+        let hosts = ok("host.get_all_records", json!([s]));
+        assert_eq!(hosts.as_object().unwrap().len(), 1);
+        assert!(!ok("host_cpu.get_all_records", json!([s]))
+            .as_object()
+            .unwrap()
+            .is_empty());
+        ok("pool.set_name_label", json!([s, pool, format!("v2={v2}")]));
+        assert_eq!(
+            ok("pool.get_name_label", json!([s, pool])),
+            json!(format!("v2={v2}"))
+        );
+        err(
+            "session.login_with_password",
+            json!(["root", "bad"]),
+            "SESSION_AUTHENTICATION_FAILED",
+            json!(["root", "Authentication failure"]),
+        );
+        err(
+            "pool.nonexistent",
+            json!([s]),
+            "MESSAGE_METHOD_UNKNOWN",
+            json!(["pool.nonexistent"]),
+        );
+        err(
+            "pool.get_record",
+            json!([s]),
+            "MESSAGE_PARAMETER_COUNT_MISMATCH",
+            json!(["pool.get_record", "1", "0"]),
+        );
+        err(
+            "host.get_by_uuid",
+            json!([s, "deadbeef"]),
+            "UUID_INVALID",
+            json!(["host", "deadbeef"]),
+        );
+        ok("session.logout", json!([s]));
+        err("pool.get_all", json!([s]), "SESSION_INVALID", json!([s]));
+    }
+}
