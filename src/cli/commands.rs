@@ -206,6 +206,9 @@ pub fn run(
             Ok(())
         }
         Op::VmStart => vm_start(cmd, ctx, x),
+        Op::HostEvacuate => host_evacuate(cmd, ctx),
+        Op::HostDisable => host_disable(cmd, ctx),
+        Op::HostEnable => host_enable(cmd, ctx),
     }
 }
 
@@ -620,48 +623,140 @@ fn param_clear(
     Err(CliError::failure("Can only clear RW parameters"))
 }
 
-/// `select_vms` (control domains included, templates excluded) then `VM.start` on each.
-fn vm_start(cmd: &CommandLine, ctx: &mut Ctx, x: Extras) -> Result<(), CliError> {
-    let vm_class = model::class("VM").expect("VM is declared");
-    let force = bool_param(cmd, "force")?;
-    let paused = bool_param(cmd, "paused")?;
-    let mut objs = ctx.all(vm_class)?;
-    if let Some(v) = cmd.get("vm") {
+/// Which objects a selector command acts on (`select_vms`, `select_hosts`).
+struct Selection {
+    /// The class.
+    class: &'static str,
+    /// The pseudo-field (`vm`, `host`) and the API fields it matches.
+    pseudo: (&'static str, &'static [&'static str]),
+    /// Filters xapi adds before the user's.
+    defaults: &'static [(&'static str, &'static str)],
+    /// The command's own parameters, which are not filters.
+    ignore: &'static [&'static str],
+    /// Plural used in xe's messages: `VMs`, `hosts`.
+    what: &'static str,
+}
+
+const VM_SELECTION: Selection = Selection {
+    class: "VM",
+    pseudo: ("vm", &["uuid", "name_label"]),
+    defaults: &[("is-a-template", "false")],
+    ignore: &["on", "paused", "progress"],
+    what: "VMs",
+};
+
+fn host_selection(ignore: &'static [&'static str]) -> Selection {
+    Selection {
+        class: "host",
+        pseudo: ("host", &["uuid", "hostname", "name_label"]),
+        defaults: &[],
+        ignore,
+        what: "hosts",
+    }
+}
+
+fn select(sel: &Selection, cmd: &CommandLine, ctx: &mut Ctx) -> Result<Vec<Obj>, CliError> {
+    let class = model::class(sel.class).expect("declared class");
+    let mut objs = ctx.all(class)?;
+    let (pseudo, fields) = sel.pseudo;
+    if let Some(v) = cmd.get(pseudo) {
         objs.retain(|o| {
-            o.rec.get("uuid").map(value_text).as_deref() == Some(v)
-                || o.rec.get("name_label").map(value_text).as_deref() == Some(v)
+            fields
+                .iter()
+                .any(|f| o.rec.get(*f).map(value_text).as_deref() == Some(v))
         });
     }
-    let ignore = ["on", "paused", "progress", "vm"];
-    let mut filters = vec![("is-a-template".to_string(), "false".to_string())];
+    let mut filters: Vec<(String, String)> = sel
+        .defaults
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
     filters.extend(
         cmd.params
             .iter()
             .filter(|(k, _)| {
                 let stem = k.split(':').next().unwrap_or("");
-                !STDPARAMS.contains(&stem) && !ignore.contains(&stem)
+                stem != pseudo && !STDPARAMS.contains(&stem) && !sel.ignore.contains(&stem)
             })
             .cloned(),
     );
     for (k, v) in &filters {
-        objs = records::filter(ctx, objs, k, v).map_err(|e| match e {
-            CliError::Failure(m) if m.starts_with("Unknown field") => CliError::failure(format!(
-                "Parameter '{k}' is not a field of the VM class. Failed to select VM for operation."
-            )),
-            e => e,
-        })?;
+        objs = records::filter(ctx, objs, k, v)?;
     }
-    let multiple = bool_param(cmd, "multiple")?;
+    Ok(objs)
+}
+
+/// `do_vm_op`/`do_host_op`: none is an error, one runs, several need `--multiple` (or are refused
+/// when the operation takes one object only); with `--multiple` every failure is reported as
+/// `operation failed on <uuid>: <msg>` on stdout.
+fn on_each(
+    sel: &Selection,
+    objs: Vec<Obj>,
+    cmd: &CommandLine,
+    ctx: &mut Ctx,
+    multiple_ok: bool,
+    mut op: impl FnMut(&mut Ctx, &Obj) -> Result<Result<(), model::ApiError>, CliError>,
+) -> Result<(), CliError> {
+    let what = sel.what;
+    let matching = if sel.class == "VM" {
+        "matches"
+    } else {
+        "matching"
+    };
     match objs.len() {
-        0 => return Err(CliError::failure("No matching VMs found")),
-        1 => {}
-        _ if !multiple => {
-            return Err(CliError::failure(
-                "Multiple matches VMs found. --multiple required to complete the operation",
-            ))
+        0 => return Err(CliError::failure(format!("No matching {what} found"))),
+        1 => {
+            return match op(ctx, &objs[0])? {
+                Ok(()) => Ok(()),
+                Err(e) => Err(CliError::Api(e)),
+            }
+        }
+        _ if !multiple_ok => {
+            let one = if sel.class == "VM" { "VM" } else { "host" };
+            return Err(CliError::failure(format!(
+                "Multiple {matching} {what} found. Operation can only be performed on one {one} at a time"
+            )));
+        }
+        _ if !bool_param(cmd, "multiple")? => {
+            return Err(CliError::failure(format!(
+                "Multiple {matching} {what} found. --multiple required to complete the operation"
+            )))
         }
         _ => {}
     }
+    let mut failures = Vec::new();
+    for o in &objs {
+        if let Err(e) = op(ctx, o)? {
+            let text = match e.decl() {
+                Some(d) => {
+                    let mut lines = vec![d.doc.to_string()];
+                    for (i, n) in d.params.iter().enumerate() {
+                        let v = e.params.get(i).map(String::as_str).unwrap_or("<unknown>");
+                        lines.push(format!("{n}: {v}"));
+                    }
+                    lines.join("\n")
+                }
+                None => format!("{}: [ {} ]", e.code, e.params.join("; ")),
+            };
+            let uuid = o.rec.get("uuid").map(value_text).unwrap_or_default();
+            failures.push(format!("operation failed on {uuid}: {text}"));
+        }
+    }
+    if failures.is_empty() {
+        Ok(())
+    } else {
+        // xapi prepends each failure to its list, so the last one comes out first.
+        failures.reverse();
+        Err(CliError::Multiple(failures))
+    }
+}
+
+/// `vm-start`: `select_vms` (control domains included, templates excluded), then `VM.start` or
+/// `VM.start_on` for each.
+fn vm_start(cmd: &CommandLine, ctx: &mut Ctx, x: Extras) -> Result<(), CliError> {
+    let force = bool_param(cmd, "force")?;
+    let paused = bool_param(cmd, "paused")?;
+    let objs = select(&VM_SELECTION, cmd, ctx)?;
     let host = match cmd.get("on") {
         None => None,
         Some(h) => {
@@ -676,14 +771,11 @@ fn vm_start(cmd: &CommandLine, ctx: &mut Ctx, x: Extras) -> Result<(), CliError>
             }
         }
     };
-    let mut failures = Vec::new();
-    for o in &objs {
+    on_each(&VM_SELECTION, objs, cmd, ctx, true, |ctx, o| {
         let bar = x.interactive.then(|| {
             let b = indicatif::ProgressBar::new_spinner();
-            b.set_message(format!(
-                "Starting VM {}",
-                o.rec.get("name_label").map(value_text).unwrap_or_default()
-            ));
+            let name = o.rec.get("name_label").map(value_text).unwrap_or_default();
+            b.set_message(format!("Starting VM {name}"));
             b.enable_steady_tick(std::time::Duration::from_millis(100));
             b
         });
@@ -697,42 +789,77 @@ fn vm_start(cmd: &CommandLine, ctx: &mut Ctx, x: Extras) -> Result<(), CliError>
                     Value::Bool(paused),
                     Value::Bool(force),
                 ],
-            )?,
-            None => ctx.try_call("VM.start", &[vm, Value::Bool(paused), Value::Bool(force)])?,
+            ),
+            None => ctx.try_call("VM.start", &[vm, Value::Bool(paused), Value::Bool(force)]),
         };
         if let Some(b) = bar {
             b.finish_and_clear();
         }
-        if let Err(e) = r {
-            if objs.len() == 1 {
-                return Err(CliError::Api(e));
-            }
-            failures.push((o.rec.get("uuid").map(value_text).unwrap_or_default(), e));
+        Ok(r?.map(|_| ()))
+    })
+}
+
+/// `host-evacuate`: exactly one host.
+fn host_evacuate(cmd: &CommandLine, ctx: &mut Ctx) -> Result<(), CliError> {
+    let network = match cmd.get("network-uuid") {
+        Some(u) => ctx.call("network.get_by_uuid", &[u.into()])?,
+        None => Value::str(NULL_REF),
+    };
+    let batch = match cmd.get("batch-size") {
+        Some(b) => b.parse::<u64>().map_err(|_| {
+            CliError::Api(model::ApiError::internal(format!(
+                "Scanf.Scan_failure(\"scanf: bad input at char number 0: character '{}' is not a decimal digit\")",
+                b.chars().next().unwrap_or(' ')
+            )))
+        })? as i64,
+        None => 0,
+    };
+    let sel = host_selection(&["network-uuid", "batch-size"]);
+    let objs = select(&sel, cmd, ctx)?;
+    on_each(&sel, objs, cmd, ctx, false, |ctx, o| {
+        ctx.try_call(
+            "host.evacuate",
+            &[
+                o.reference.clone().into(),
+                network.clone(),
+                Value::Int(batch),
+            ],
+        )
+        .map(|r| r.map(|_| ()))
+    })
+}
+
+/// `host-disable [auto-enable=]`.
+fn host_disable(cmd: &CommandLine, ctx: &mut Ctx) -> Result<(), CliError> {
+    let auto_enable = match cmd.get("auto-enable") {
+        None => true,
+        Some(_) => bool_param(cmd, "auto-enable")?,
+    };
+    let sel = host_selection(&["auto-enable"]);
+    let objs = select(&sel, cmd, ctx)?;
+    on_each(&sel, objs, cmd, ctx, true, |ctx, o| {
+        ctx.try_call(
+            "host.disable",
+            &[o.reference.clone().into(), Value::Bool(auto_enable)],
+        )
+        .map(|r| r.map(|_| ()))
+    })
+}
+
+/// `host-enable`: drop `other-config:MAINTENANCE_MODE`, then `host.enable`.
+fn host_enable(cmd: &CommandLine, ctx: &mut Ctx) -> Result<(), CliError> {
+    let sel = host_selection(&[]);
+    let objs = select(&sel, cmd, ctx)?;
+    on_each(&sel, objs, cmd, ctx, true, |ctx, o| {
+        let h: Value = o.reference.clone().into();
+        if let Err(e) = ctx.try_call(
+            "host.remove_from_other_config",
+            &[h.clone(), "MAINTENANCE_MODE".into()],
+        )? {
+            return Ok(Err(e));
         }
-    }
-    if !failures.is_empty() {
-        let msgs = failures
-            .into_iter()
-            .map(|(u, e)| {
-                let text = match e.decl() {
-                    Some(d) => {
-                        let mut lines = vec![d.doc.to_string()];
-                        for (i, n) in d.params.iter().enumerate() {
-                            lines.push(format!(
-                                "{n}: {}",
-                                e.params.get(i).map(String::as_str).unwrap_or("<unknown>")
-                            ));
-                        }
-                        lines.join("\n")
-                    }
-                    None => format!("{}: [ {} ]", e.code, e.params.join("; ")),
-                };
-                format!("operation failed on {u}: {text}")
-            })
-            .collect();
-        return Err(CliError::Multiple(msgs));
-    }
-    Ok(())
+        ctx.try_call("host.enable", &[h]).map(|r| r.map(|_| ()))
+    })
 }
 
 /// Whether stdin and stderr are both terminals.

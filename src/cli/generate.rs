@@ -9,7 +9,7 @@ use std::io;
 use std::path::Path;
 
 use super::records::cli_fields;
-use super::table::{commands, Command, Op};
+use super::table::{commands, Command, Op, Selectors};
 
 /// One command as the completion scripts see it: name, `key=` words, and which `xe <class>-list`
 /// fills the uuid-like values.
@@ -38,8 +38,10 @@ fn specs() -> Vec<Spec> {
                     }
                 })
                 .collect();
-            if matches!(c.op, Op::VmStart) {
-                params.push("vm=".into());
+            match c.selectors {
+                Selectors::Vm => params.push("vm=".into()),
+                Selectors::Host => params.push("host=".into()),
+                Selectors::None => {}
             }
             params.dedup();
             let fields = match c.op {

@@ -51,6 +51,12 @@ pub enum Op {
     PoolHaPreventRestartsFor,
     /// `vm-start`.
     VmStart,
+    /// `host-evacuate`.
+    HostEvacuate,
+    /// `host-disable`.
+    HostDisable,
+    /// `host-enable`.
+    HostEnable,
 }
 
 /// Selector kinds a command takes (appended to its help).
@@ -228,6 +234,11 @@ fn explicit() -> Vec<Command> {
     );
     vm_start.standard = true;
     vm_start.selectors = Selectors::Vm;
+    let host_op = |name: &str, optn: &[&str], help: &str, op: Op| {
+        let mut c = cmd(name, &[], optn, help, op);
+        c.selectors = Selectors::Host;
+        c
+    };
     let mut prevent = cmd(
         "pool-ha-prevent-restarts-for",
         &["seconds"],
@@ -309,6 +320,19 @@ fn explicit() -> Vec<Command> {
             Op::PoolHaComputeHypotheticalMax,
         ),
         vm_start,
+        host_op(
+            "host-evacuate",
+            &["network-uuid", "batch-size"],
+            "Migrate all VMs off a host.",
+            Op::HostEvacuate,
+        ),
+        host_op(
+            "host-disable",
+            &["auto-enable"],
+            "Disable the XE host. Setting auto-enable=false will keep the host persistently disabled until manually re-enabled with Host.enable.",
+            Op::HostDisable,
+        ),
+        host_op("host-enable", &[], "Enable the XE host.", Op::HostEnable),
     ]
 }
 
