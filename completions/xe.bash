@@ -147,6 +147,8 @@ _xe() {
         else
             class="$(_xe_value_class "$cmd" "$param")"
             [ -n "$class" ] && values="$(xe "$class-list" params=uuid --minimal 2>/dev/null | tr ',' ' ')"
+            # The pseudo-fields also match name-labels.
+            case "$param" in vm|host|on) [ -n "$class" ] && values="$values $(xe "$class-list" params=name-label --minimal 2>/dev/null | tr ',' ' ')" ;; esac
         fi
         COMPREPLY=( $(compgen -W "$values" -- "$value") )
         return 0

@@ -10,6 +10,12 @@ function __xe_values
     for v in (xe $class-list params=uuid --minimal 2>/dev/null | string split ,)
         echo "$param=$v"
     end
+    # The pseudo-fields also match name-labels.
+    if contains -- $param vm host on
+        for v in (xe $class-list params=name-label --minimal 2>/dev/null | string split ,)
+            echo "$param=$v"
+        end
+    end
 end
 
 complete -c xe -n __fish_use_subcommand -a host-cpu-info -d 'Lists information about the host\'s physical CPUs'

@@ -519,9 +519,12 @@ fn bash_completion_completes_commands_parameters_and_uuids() {
     let d = TestDaemon::start();
     let bin = tempfile::tempdir().unwrap();
     std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_xe"), bin.path().join("xe")).unwrap();
-    let host = {
+    let (host, name) = {
         let mut s = session(&d);
-        first_uuid(&mut s, "host")
+        (
+            first_uuid(&mut s, "host"),
+            field(&mut s, "host", "name_label"),
+        )
     };
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("completions/xe.bash");
     // Simulate readline: COMP_WORDBREAKS splits at '=', COMP_LINE is the text up to the cursor.
@@ -534,6 +537,7 @@ t "xe host-cpu-l"
 t "xe pool-ha-enable "
 t "xe host-param-list uuid="
 t "xe vm-param-get uuid=x param-name=ha-r"
+t "xe host-disable host="
 "#;
     let o = Command::new("bash")
         .args(["-c", probe, "probe", script.to_str().unwrap()])
@@ -550,7 +554,9 @@ t "xe vm-param-get uuid=x param-name=ha-r"
         .unwrap();
     assert_eq!(
         String::from_utf8_lossy(&o.stdout),
-        format!("host-cpu-list\nheartbeat-sr-uuids= ha-config:\n{host}\nha-restart-priority\n"),
+        format!(
+            "host-cpu-list\nheartbeat-sr-uuids= ha-config:\n{host}\nha-restart-priority\n{host} {name}\n"
+        ),
         "{}",
         String::from_utf8_lossy(&o.stderr)
     );

@@ -139,6 +139,8 @@ _xe() {
         else
             class="$(_xe_value_class "$cmd" "$param")"
             [ -n "$class" ] && values="$(xe "$class-list" params=uuid --minimal 2>/dev/null | tr ',' ' ')"
+            # The pseudo-fields also match name-labels.
+            case "$param" in vm|host|on) [ -n "$class" ] && values="$values $(xe "$class-list" params=name-label --minimal 2>/dev/null | tr ',' ' ')" ;; esac
         fi
         COMPREPLY=( $(compgen -W "$values" -- "$value") )
         return 0
@@ -197,6 +199,7 @@ pub fn zsh() -> String {
         r#"            esac ;;
         esac
         [[ -n $class ]] && values=(${(s:,:)"$(xe $class-list params=uuid --minimal 2>/dev/null)"})
+        [[ -n $class && $param == (vm|host|on) ]] && values+=(${(s:,:)"$(xe $class-list params=name-label --minimal 2>/dev/null)"})
         compset -P '*='
         compadd -a values
         return
@@ -223,6 +226,12 @@ function __xe_values
     test -n "$class"; or return
     for v in (xe $class-list params=uuid --minimal 2>/dev/null | string split ,)
         echo "$param=$v"
+    end
+    # The pseudo-fields also match name-labels.
+    if contains -- $param vm host on
+        for v in (xe $class-list params=name-label --minimal 2>/dev/null | string split ,)
+            echo "$param=$v"
+        end
     end
 end
 
