@@ -866,3 +866,45 @@ fn host_enable(cmd: &CommandLine, ctx: &mut Ctx) -> Result<(), CliError> {
 pub fn interactive() -> bool {
     std::io::stdin().is_terminal() && std::io::stderr().is_terminal()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cmd(words: &[&str]) -> CommandLine {
+        let w: Vec<String> = words.iter().map(|s| s.to_string()).collect();
+        super::super::args::parse_command(&w).unwrap()
+    }
+
+    #[test]
+    fn map_parameters_take_both_syntaxes_in_order() {
+        let c = cmd(&[
+            "pool-ha-enable",
+            "ha-config:timeout=90",
+            "ha-config-x=1",
+            "ha-config=no",
+        ]);
+        assert_eq!(
+            map_params(&c, "ha-config"),
+            [
+                ("timeout".to_string(), "90".to_string()),
+                ("x".to_string(), "1".to_string())
+            ]
+        );
+    }
+
+    #[test]
+    fn booleans_are_xes() {
+        let c = cmd(&["x", "a=YES", "b=0", "c=maybe"]);
+        assert!(bool_param(&c, "a").unwrap());
+        assert!(!bool_param(&c, "b").unwrap());
+        assert!(!bool_param(&c, "missing").unwrap());
+        match bool_param(&c, "c") {
+            Err(CliError::Failure(m)) => assert_eq!(
+                m,
+                "Failed to parse parameter 'c': Expected 'true','t','yes','y','1','false','f','no','n','0' got maybe"
+            ),
+            other => panic!("{other:?}"),
+        }
+    }
+}

@@ -30,3 +30,8 @@ $ xe pool-ha-prevent-restarts-for seconds=0
 $ xe pool-ha-compute-hypothetical-max-host-failures-to-tolerate vm-uuid={vm:web}
 2|Error: Call requires an equal number of vm-uuid and restart-priority arguments
 ? 1
+$ xe pool-ha-enable heartbeat-sr-uuids=no-such-sr ha-config:timeout=90
+2|The uuid you supplied was invalid.
+2|type: SR
+2|uuid: no-such-sr
+? 1
