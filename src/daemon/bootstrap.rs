@@ -12,10 +12,10 @@ use std::path::Path;
 
 use super::{io, Config, DaemonError};
 use crate::host::{self, cpuinfo};
-use crate::model::classes::{HOST, HOST_CPU, HOST_METRICS, POOL, VM};
+use crate::model::classes::{HOST, HOST_CPU, HOST_METRICS, POOL};
 use crate::model::{ApiError, Value};
 use crate::pool::{Database, Txn};
-use crate::server::{auth, now_datetime, Server};
+use crate::server::{auth, now_datetime, vm, Server};
 
 const INVENTORY: &str = "inventory";
 
@@ -162,15 +162,6 @@ fn refresh_host(
             })
             .collect()
     };
-    let resident_memory: i64 = t
-        .base()
-        .all(VM.name)
-        .filter(|(_, vm)| {
-            vm["resident_on"].as_str() == Some(host_ref)
-                && vm["power_state"].as_str() != Some("Halted")
-        })
-        .map(|(_, vm)| vm["memory_static_max"].as_int().unwrap_or(0))
-        .sum();
     let metrics = rec["metrics"].as_str().unwrap_or_default().to_string();
     t.update(&HOST, host_ref, |h| {
         h.insert("host_CPUs".into(), Value::Array(cpu_refs));
@@ -188,12 +179,12 @@ fn refresh_host(
     })?;
     t.update(&HOST_METRICS, &metrics, |m| {
         m.insert("memory_total".into(), Value::Int(memory_total));
-        m.insert(
-            "memory_free".into(),
-            Value::Int(memory_total - memory_overhead - resident_memory),
-        );
         m.insert("live".into(), Value::Bool(true));
         m.insert("last_updated".into(), Value::DateTime(now_datetime()));
+    })?;
+    let free = vm::host_free_memory(t, host_ref);
+    t.update(&HOST_METRICS, &metrics, |m| {
+        m.insert("memory_free".into(), Value::Int(free));
     })
 }
 
@@ -232,7 +223,7 @@ pub fn ensure_root_password(server: &Server, config: &Config) -> Result<(), Daem
         tracing::warn!(path = %path.display(), "generated a root password and wrote it here (mode 0600)");
         generated
     };
-    auth::set_password(server, "root", &password)?;
+    auth::set_password(server, "root", &password, crate::model::Role::PoolAdmin)?;
     Ok(())
 }
 

@@ -55,6 +55,13 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
     let this_host = bootstrap::ensure(&db, &config)?;
     let server = Arc::new(Server::new(db, this_host, server_config));
     bootstrap::ensure_root_password(&server, &config)?;
+    let halted = crate::server::vm::reset_after_restart(&server)?;
+    if halted > 0 {
+        tracing::warn!(
+            halted,
+            "VMs recorded as running here died with the previous daemon; marked halted"
+        );
+    }
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let mut tasks = Vec::new();

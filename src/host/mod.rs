@@ -4,6 +4,7 @@
 //! arm64 machines); the `read_*` functions are the only I/O here.
 
 pub mod cpuinfo;
+pub mod domain;
 pub mod meminfo;
 
 pub use cpuinfo::{parse_cpuinfo, Cpu, CpuSummary};

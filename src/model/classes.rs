@@ -234,6 +234,7 @@ pub static USER: ClassDecl = ClassDecl {
         uuid(),
         ro("short_name", "", Ty::String, "short name (e.g. userid)"),
         rw("fullname", "", Ty::String, "full name"),
+        ro("role", "", Ty::String, "the user's role: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator or read-only").default("read-only"),
         rw("other_config", "", SS_MAP, "additional configuration"),
     ],
 };

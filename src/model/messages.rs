@@ -10,6 +10,7 @@ use std::collections::HashMap;
 use std::sync::OnceLock;
 
 use super::classes::{class, CLASSES};
+use super::roles::Role;
 use super::types::{Access, ClassDecl, FieldDecl, Ty};
 
 /// A parameter of an explicit message.
@@ -38,6 +39,16 @@ pub struct MessageDecl {
     pub session: bool,
     /// What the message does.
     pub doc: &'static str,
+    /// The least role allowed to call it.
+    pub role: Role,
+}
+
+impl MessageDecl {
+    /// Set the least role allowed to call this message (the default is pool-admin).
+    const fn role(mut self, role: Role) -> Self {
+        self.role = role;
+        self
+    }
 }
 
 const fn p(name: &'static str, ty: Ty) -> ParamDecl {
@@ -70,6 +81,7 @@ const fn msg(
         result,
         session: true,
         doc,
+        role: Role::PoolAdmin,
     }
 }
 
@@ -81,6 +93,7 @@ const fn login(name: &'static str, params: &'static [ParamDecl], doc: &'static s
         result: Some(Ty::Ref("session")),
         session: false,
         doc,
+        role: Role::ReadOnly,
     }
 }
 
@@ -103,8 +116,8 @@ pub static EXPLICIT: &[MessageDecl] = &[
         &[p("uname", Ty::String), p("pwd", Ty::String)],
         "Authenticate locally against a slave in emergency mode. Note the resulting sessions are only good for use on this host.",
     ),
-    msg("session", "logout", &[], None, "Log out of a session"),
-    msg("session", "local_logout", &[], None, "Log out of local session."),
+    msg("session", "logout", &[], None, "Log out of a session").role(Role::ReadOnly),
+    msg("session", "local_logout", &[], None, "Log out of local session.").role(Role::ReadOnly),
     msg(
         "pool",
         "enable_ha",
@@ -114,29 +127,29 @@ pub static EXPLICIT: &[MessageDecl] = &[
         ],
         None,
         "Turn on High Availability mode",
-    ),
-    msg("pool", "disable_ha", &[], None, "Turn off High Availability mode"),
+    ).role(Role::PoolOperator),
+    msg("pool", "disable_ha", &[], None, "Turn off High Availability mode").role(Role::PoolOperator),
     msg(
         "pool",
         "ha_compute_max_host_failures_to_tolerate",
         &[],
         Some(Ty::Int),
         "Returns the maximum number of host failures we could tolerate before we would be unable to restart configured VMs",
-    ),
+    ).role(Role::PoolOperator),
     msg(
         "pool",
         "ha_compute_hypothetical_max_host_failures_to_tolerate",
         &[p("configuration", Ty::Map(&Ty::Ref("VM"), &Ty::String))],
         Some(Ty::Int),
         "Returns the maximum number of host failures we could tolerate before we would be unable to restart the provided VMs",
-    ),
+    ).role(Role::PoolOperator),
     msg(
         "pool",
         "ha_failover_plan_exists",
         &[p("n", Ty::Int)],
         Some(Ty::Bool),
         "Returns true if a VM failover plan exists for up to 'n' host failures",
-    ),
+    ).role(Role::PoolOperator),
     msg(
         "pool",
         "ha_compute_vm_failover_plan",
@@ -146,14 +159,14 @@ pub static EXPLICIT: &[MessageDecl] = &[
         ],
         Some(Ty::Map(&Ty::Ref("VM"), &SS_MAP)),
         "Return a VM failover plan assuming a given subset of hosts fail",
-    ),
+    ).role(Role::PoolOperator),
     msg(
         "pool",
         "ha_prevent_restarts_for",
         &[p("seconds", Ty::Int)],
         None,
         "When this call returns the VM restart logic will not run for the requested number of seconds. If the argument is zero then the restart thread is immediately unblocked",
-    ),
+    ).role(Role::PoolOperator),
     msg(
         "pool",
         "emergency_transition_to_master",
@@ -181,22 +194,22 @@ pub static EXPLICIT: &[MessageDecl] = &[
         &[opt("soft", Ty::Bool, "false")],
         None,
         "This call disables HA on the local host. This should only be used with extreme care.",
-    ),
+    ).role(Role::PoolOperator),
     msg(
         "host",
         "is_in_emergency_mode",
         &[],
         Some(Ty::Bool),
         "Diagnostics call to discover if host is in emergency mode",
-    ),
+    ).role(Role::ReadOnly),
     msg(
         "host",
         "disable",
         &[p("host", Ty::Ref("host")), opt("auto_enable", Ty::Bool, "true")],
         None,
         "Puts the host into a state in which no new VMs can be started. Currently active VMs on the host continue to execute.",
-    ),
-    msg("host", "enable", &[p("host", Ty::Ref("host"))], None, "Puts the host into a state in which new VMs can be started."),
+    ).role(Role::PoolOperator),
+    msg("host", "enable", &[p("host", Ty::Ref("host"))], None, "Puts the host into a state in which new VMs can be started.").role(Role::PoolOperator),
     msg(
         "host",
         "evacuate",
@@ -207,22 +220,36 @@ pub static EXPLICIT: &[MessageDecl] = &[
         ],
         None,
         "Migrate all VMs off of this host, where possible.",
+    ).role(Role::PoolOperator),
+    msg(
+        "user",
+        "create_local",
+        &[p("short_name", Ty::String), p("password", Ty::String), p("role", Ty::String)],
+        Some(Ty::Ref("user")),
+        "Create a local user with a password and one of xapi's roles (an extension of this toolstack).",
     ),
+    msg("user", "set_role", &[p("self", Ty::Ref("user")), p("role", Ty::String)], None, "Give a local user another role (an extension of this toolstack)."),
+    msg("user", "change_password", &[p("self", Ty::Ref("user")), p("new_password", Ty::String)], None, "Set a local user's password (an extension of this toolstack)."),
+    msg("user", "destroy", &[p("self", Ty::Ref("user"))], None, "Delete a local user (an extension of this toolstack); root cannot be deleted."),
     msg(
         "VM",
         "create",
         &[p("args", Ty::Record("VM"))],
         Some(Ty::Ref("VM")),
         "Create a new VM instance, and return its handle.",
-    ),
-    msg("VM", "destroy", &[p("self", Ty::Ref("VM"))], None, "Destroy the specified VM.  The VM is completely removed from the system.  This function can only be called when the VM is in the Halted State."),
+    ).role(Role::VmAdmin),
+    msg("VM", "destroy", &[p("self", Ty::Ref("VM"))], None, "Destroy the specified VM.  The VM is completely removed from the system.  This function can only be called when the VM is in the Halted State.").role(Role::VmAdmin),
+    msg("VM", "clean_shutdown", &[p("vm", Ty::Ref("VM"))], None, "Attempt to cleanly shutdown the specified VM. (Note: this may not be supported---e.g. if a guest agent is not installed). This can only be called when the specified VM is in the Running state.").role(Role::VmOperator),
+    msg("VM", "hard_shutdown", &[p("vm", Ty::Ref("VM"))], None, "Stop executing the specified VM without attempting a clean shutdown.").role(Role::VmOperator),
+    msg("VM", "clean_reboot", &[p("vm", Ty::Ref("VM"))], None, "Attempt to cleanly shutdown the specified VM (Note: this may not be supported---e.g. if a guest agent is not installed). This can only be called when the specified VM is in the Running state.").role(Role::VmOperator),
+    msg("VM", "hard_reboot", &[p("vm", Ty::Ref("VM"))], None, "Stop executing the specified VM without attempting a clean shutdown and immediately restart the VM.").role(Role::VmOperator),
     msg(
         "VM",
         "start",
         &[p("vm", Ty::Ref("VM")), p("start_paused", Ty::Bool), p("force", Ty::Bool)],
         None,
         "Start the specified VM.  This function can only be called with the VM is in the Halted State.",
-    ),
+    ).role(Role::VmOperator),
     msg(
         "VM",
         "start_on",
@@ -234,7 +261,7 @@ pub static EXPLICIT: &[MessageDecl] = &[
         ],
         None,
         "Start the specified VM on a particular host.  This function can only be called with the VM is in the Halted State.",
-    ),
+    ).role(Role::VmPowerAdmin),
 ];
 
 /// What a registry entry does; the server dispatches on this.

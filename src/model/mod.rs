@@ -11,12 +11,14 @@ pub mod classes;
 mod error_docs;
 pub mod errors;
 pub mod messages;
+pub mod roles;
 pub mod types;
 pub mod value;
 
 pub use classes::{class, cli_class, CLASSES};
 pub use errors::{ApiError, ErrorDecl};
 pub use messages::{api, Kind, Message};
+pub use roles::Role;
 pub use types::{parse_bool, Access, ClassDecl, EnumDecl, FieldDecl, Source, Ty, NULL_REF};
 pub use value::{Record, Value};
 

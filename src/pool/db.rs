@@ -65,6 +65,40 @@ impl Tables {
     }
 }
 
+/// Read access shared by the committed tables and a transaction's staged view, so rules such
+/// as memory accounting are written once and hold inside and outside a write.
+pub trait View {
+    /// The record of `class` object `r`.
+    fn record(&self, class: &str, r: &str) -> Option<&Record>;
+    /// The refs of every object of `class`.
+    fn refs(&self, class: &str) -> Vec<String>;
+}
+
+impl View for Tables {
+    fn record(&self, class: &str, r: &str) -> Option<&Record> {
+        self.get(class, r)
+    }
+    fn refs(&self, class: &str) -> Vec<String> {
+        self.all(class).map(|(r, _)| r.clone()).collect()
+    }
+}
+
+impl View for Txn<'_> {
+    fn record(&self, class: &str, r: &str) -> Option<&Record> {
+        self.get(class, r)
+    }
+    fn refs(&self, class: &str) -> Vec<String> {
+        let mut refs = self.base.refs(class);
+        for ((c, r), rec) in &self.staged {
+            if *c == class && rec.is_some() && !refs.contains(r) {
+                refs.push(r.clone());
+            }
+        }
+        refs.retain(|r| self.get(class, r).is_some());
+        refs
+    }
+}
+
 /// The pool database: read with [`Database::read`], change with [`Database::write`].
 pub struct Database {
     tables: RwLock<Tables>,
@@ -141,11 +175,10 @@ impl Database {
                 },
                 None => Change::Delete { class, r#ref: r },
             })
-            .chain(
-                credentials
-                    .iter()
-                    .map(|(user, json)| Change::Credential { user, json }),
-            )
+            .chain(credentials.iter().map(|(user, json)| Change::Credential {
+                user,
+                json: json.as_deref(),
+            }))
             .collect();
         let generation = self.read().generation + u64::from(!persistent.is_empty());
         if let (Some(store), false) = (&self.store, persistent.is_empty()) {
@@ -162,7 +195,12 @@ impl Database {
                 tables.insert(class, r, record);
             }
         }
-        tables.credentials.extend(credentials);
+        for (user, json) in credentials {
+            match json {
+                Some(json) => tables.credentials.insert(user, json),
+                None => tables.credentials.remove(&user),
+            };
+        }
         Ok(result)
     }
 }
@@ -171,7 +209,7 @@ impl Database {
 pub struct Txn<'a> {
     base: &'a Tables,
     staged: IndexMap<(&'static str, String), Option<Record>>,
-    credentials: Vec<(String, Vec<u8>)>,
+    credentials: Vec<(String, Option<Vec<u8>>)>,
 }
 
 impl Txn<'_> {
@@ -255,7 +293,12 @@ impl Txn<'_> {
 
     /// Store a local user's credential (opaque bytes, e.g. a JSON document with a hash).
     pub fn set_credential(&mut self, user: &str, json: Vec<u8>) {
-        self.credentials.push((user.to_string(), json));
+        self.credentials.push((user.to_string(), Some(json)));
+    }
+
+    /// Delete a local user's credential.
+    pub fn remove_credential(&mut self, user: &str) {
+        self.credentials.push((user.to_string(), None));
     }
 }
 

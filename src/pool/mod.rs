@@ -12,5 +12,5 @@
 mod db;
 mod store;
 
-pub use db::{Database, Tables, Txn};
+pub use db::{Database, Tables, Txn, View};
 pub use store::StoreError;

@@ -60,7 +60,7 @@ pub(crate) enum Change<'a> {
     },
     Credential {
         user: &'a str,
-        json: &'a [u8],
+        json: Option<&'a [u8]>,
     },
 }
 
@@ -138,8 +138,14 @@ impl Store {
                     Change::Delete { class, r#ref } => {
                         objects.remove(format!("{class}/{ref}").as_str())?;
                     }
-                    Change::Credential { user, json } => {
+                    Change::Credential {
+                        user,
+                        json: Some(json),
+                    } => {
                         auth.insert(*user, *json)?;
+                    }
+                    Change::Credential { user, json: None } => {
+                        auth.remove(*user)?;
                     }
                 }
             }

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use super::{now_datetime, Server, Transport};
 use crate::model::classes::{SESSION, USER};
 use crate::model::errors::code;
-use crate::model::{ApiError, Value, NULL_REF};
+use crate::model::{ApiError, Role, Value, NULL_REF};
 
 /// What the database keeps about a local user's credential.
 #[derive(Serialize, Deserialize)]
@@ -38,29 +38,74 @@ fn verify_password(hash: &str, password: &str) -> bool {
         .unwrap_or(false)
 }
 
-/// Create a local user (or reset its password), with a `user` object for it.
-pub fn set_password(server: &Server, user: &str, password: &str) -> Result<(), ApiError> {
+/// Create a local user with a role, or reset an existing user's password (keeping its role).
+/// Returns the user's ref.
+pub fn set_password(
+    server: &Server,
+    user: &str,
+    password: &str,
+    role: Role,
+) -> Result<String, ApiError> {
     let json = serde_json::to_vec(&Credential {
         hash: hash_password(password),
     })
     .expect("credential serialises");
     server.db.write(|t| {
-        let exists = t
+        let existing = t
             .base()
             .all(USER.name)
-            .any(|(_, r)| r["short_name"].as_str() == Some(user));
-        if !exists {
-            t.create(
+            .find(|(_, r)| r["short_name"].as_str() == Some(user))
+            .map(|(r, _)| r.clone());
+        let r = match existing {
+            Some(r) => r,
+            None => t.create(
                 &USER,
                 [
                     ("short_name", Value::str(user)),
                     ("fullname", Value::str(user)),
+                    ("role", Value::str(role.name())),
                 ],
-            );
-        }
+            ),
+        };
         t.set_credential(user, json);
-        Ok(())
+        Ok(r)
     })
+}
+
+/// Delete a local user, its credential and its sessions.
+pub fn remove_user(server: &Server, user: &str, name: &str) -> Result<(), ApiError> {
+    server.db.write(|t| {
+        let sessions: Vec<String> = t
+            .base()
+            .all(SESSION.name)
+            .filter(|(_, s)| s.get("this_user").and_then(Value::as_str) == Some(user))
+            .map(|(r, _)| r.clone())
+            .collect();
+        for s in sessions {
+            t.delete(&SESSION, &s)?;
+        }
+        t.remove_credential(name);
+        t.delete(&USER, user)
+    })
+}
+
+/// The role of the user behind a session. The local superuser is always pool-admin.
+pub fn session_role(server: &Server, session: &str) -> Role {
+    let t = server.db.read();
+    let Some(s) = t.get(SESSION.name, session) else {
+        return Role::ReadOnly;
+    };
+    if s.get("is_local_superuser") == Some(&Value::Bool(true)) {
+        return Role::PoolAdmin;
+    }
+    let user = s
+        .get("this_user")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    t.field(USER.name, user, "role")
+        .and_then(Value::as_str)
+        .and_then(Role::parse)
+        .unwrap_or(Role::ReadOnly)
 }
 
 fn user_ref(server: &Server, user: &str) -> String {

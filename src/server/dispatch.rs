@@ -1,11 +1,12 @@
 //! From a method name and wire values to a result: look the message up in the model's
 //! registry, check the parameter count and the session exactly as xapi's generated server
-//! does (count first, then session), bring each parameter to its declared type, then run it.
+//! does (count first, then session, then the caller's role), bring each parameter to its
+//! declared type, then run it.
 
 use std::sync::Arc;
 
 use super::{auth, explicit, generic, Server, Transport};
-use crate::model::{api, ApiError, Kind, Value};
+use crate::model::{api, roles, ApiError, Kind, Value};
 
 /// Run one API call.
 pub async fn call(
@@ -32,6 +33,21 @@ pub async fn call(
         )?),
         false => None,
     };
+    if let Some(s) = &session {
+        let needed = roles::required(msg);
+        if auth::session_role(server, s) < needed {
+            return Err(ApiError::new(
+                "RBAC_PERMISSION_DENIED",
+                [
+                    method.to_lowercase(),
+                    format!(
+                        "No permission in user session. (Roles with this permission: {})",
+                        needed.holders().join(", ")
+                    ),
+                ],
+            ));
+        }
+    }
     let mut args = Vec::with_capacity(msg.params.len());
     for p in &msg.params {
         let v = match params.next() {

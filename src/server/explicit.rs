@@ -5,11 +5,11 @@
 use std::sync::Arc;
 
 use super::generic::set_field;
-use super::{auth, now_ms, Server, Transport};
-use crate::model::classes::{HOST, POOL, VM};
+use super::{auth, now_ms, vm, Server, Transport};
+use crate::model::classes::{HOST, POOL, USER, VM};
 use crate::model::errors::code;
 use crate::model::messages::MessageDecl;
-use crate::model::{Access, ApiError, Value};
+use crate::model::{Access, ApiError, Role, Value};
 
 fn pool_ref(server: &Server) -> Result<String, ApiError> {
     server
@@ -183,23 +183,68 @@ pub async fn call(
         }
 
         // ---- VMs ----
-        ("VM", "start" | "start_on") => {
-            let vm = str_arg(&args, 0);
-            let t = server.db.read();
-            let rec = t
-                .get(VM.name, &vm)
-                .ok_or_else(|| ApiError::handle_invalid(VM.name, &vm))?;
-            let state = rec
-                .get("power_state")
-                .and_then(Value::as_str)
-                .unwrap_or("Halted");
-            if state != "Halted" {
-                return Err(ApiError::new(
-                    "VM_BAD_POWER_STATE",
-                    [vm.as_str(), "halted", &state.to_lowercase()],
-                ));
+        ("VM", "start") => vm::start(
+            server,
+            &str_arg(&args, 0),
+            None,
+            args[1].as_bool().unwrap_or(false),
+        ),
+        ("VM", "start_on") => vm::start(
+            server,
+            &str_arg(&args, 0),
+            Some(&str_arg(&args, 1)),
+            args[2].as_bool().unwrap_or(false),
+        ),
+        ("VM", "clean_shutdown" | "hard_shutdown") => {
+            vm::shutdown(server, &str_arg(&args, 0), decl.name == "hard_shutdown")
+        }
+        ("VM", "clean_reboot" | "hard_reboot") => {
+            vm::reboot(server, &str_arg(&args, 0), decl.name == "hard_reboot")
+        }
+        // ---- local users (an extension: xapi delegates users to PAM and AD) ----
+        ("user", "create_local") => {
+            let (name, password, role) = (str_arg(&args, 0), str_arg(&args, 1), str_arg(&args, 2));
+            if name.is_empty() || name.contains(char::is_whitespace) {
+                return Err(ApiError::invalid_value("short_name", &name));
             }
-            Err(not_implemented(decl))
+            let role = Role::parse(&role).ok_or_else(|| ApiError::invalid_value("role", &role))?;
+            if password.is_empty() {
+                return Err(ApiError::invalid_value("password", ""));
+            }
+            if server.db.read().credential(&name).is_some() {
+                return Err(ApiError::invalid_value("short_name", &name));
+            }
+            auth::set_password(server, &name, &password, role).map(Value::Str)
+        }
+        ("user", "set_role" | "change_password" | "destroy") => {
+            let user = str_arg(&args, 0);
+            let name = server
+                .db
+                .read()
+                .field(USER.name, &user, "short_name")
+                .and_then(Value::as_str)
+                .map(str::to_string)
+                .ok_or_else(|| ApiError::handle_invalid(USER.name, &user))?;
+            match decl.name {
+                "change_password" => {
+                    let password = str_arg(&args, 1);
+                    if password.is_empty() {
+                        return Err(ApiError::invalid_value("new_password", ""));
+                    }
+                    auth::set_password(server, &name, &password, Role::ReadOnly)?;
+                }
+                _ if name == "root" => return Err(ApiError::invalid_value("self", "root")),
+                "set_role" => {
+                    let role = str_arg(&args, 1);
+                    let role =
+                        Role::parse(&role).ok_or_else(|| ApiError::invalid_value("role", &role))?;
+                    server
+                        .db
+                        .write(|t| t.set(&USER, &user, "role", Value::str(role.name())))?;
+                }
+                _ => auth::remove_user(server, &user, &name)?,
+            }
+            Ok(Value::void())
         }
         ("VM", "create") => {
             // Like xapi's generated constructor: read-write fields come from the record,

@@ -10,10 +10,12 @@ pub mod dispatch;
 mod explicit;
 mod generic;
 pub mod http;
+pub mod vm;
 
 use std::sync::Mutex;
 use std::time::Duration;
 
+use crate::host::domain::Domains;
 use crate::pool::Database;
 
 /// How a request reached us.
@@ -51,6 +53,8 @@ pub struct Server {
     /// Milliseconds since the Unix epoch until which HA restarts are blocked
     /// (`pool.ha_prevent_restarts_for`).
     pub restarts_blocked_until_ms: Mutex<u64>,
+    /// The domains running on this host.
+    pub domains: Domains,
 }
 
 impl Server {
@@ -61,6 +65,7 @@ impl Server {
             this_host,
             config,
             restarts_blocked_until_ms: Mutex::new(0),
+            domains: Domains::default(),
         }
     }
 }

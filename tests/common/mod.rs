@@ -22,6 +22,7 @@ pub struct TestDaemon {
     /// The local socket.
     pub socket: PathBuf,
     child: Option<Child>,
+    extra: Vec<String>,
 }
 
 fn free_port() -> u16 {
@@ -35,6 +36,11 @@ fn free_port() -> u16 {
 impl TestDaemon {
     /// Start a fresh daemon.
     pub fn start() -> TestDaemon {
+        TestDaemon::start_with(&[])
+    }
+
+    /// Start a fresh daemon with extra `xapid` flags (kept for restarts).
+    pub fn start_with(extra: &[&str]) -> TestDaemon {
         let dir = tempfile::tempdir().unwrap();
         let socket = dir.path().join("xapi.sock");
         let mut d = TestDaemon {
@@ -43,6 +49,7 @@ impl TestDaemon {
             socket,
             dir,
             child: None,
+            extra: extra.iter().map(|s| s.to_string()).collect(),
         };
         d.spawn();
         d
@@ -60,6 +67,7 @@ impl TestDaemon {
             .args(["--listen", &self.https, "--http-listen", &self.http])
             .args(["--socket", self.socket.to_str().unwrap()])
             .args(["--auth-failure-delay-ms", "200"])
+            .args(&self.extra)
             .env("XAPID_ROOT_PASSWORD", PASSWORD)
             .env("RUST_LOG", "info")
             .stdin(Stdio::null())

@@ -1,0 +1,297 @@
+//! VM lifecycle on the hosts this daemon can run domains on: placement, memory accounting,
+//! start, shutdown, reboot.
+//!
+//! Memory accounting is xapi's static one: a host's free memory is its total, less its own
+//! overhead, less `memory_static_max` of every VM resident on it and not halted. It is computed
+//! from the records (never trusted from a counter) and mirrored into `host_metrics.memory_free`
+//! in the same write that changes a VM's residence.
+
+use std::time::Duration;
+
+use super::Server;
+use crate::model::classes::{HOST, HOST_METRICS, VM};
+use crate::model::{ApiError, Record, Value, NULL_REF};
+use crate::pool::{Tables, Txn, View};
+
+/// How long a clean shutdown waits for a command domain before killing it.
+const CLEAN_SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
+fn str_field<'r>(rec: &'r Record, f: &str) -> &'r str {
+    rec.get(f).and_then(Value::as_str).unwrap_or_default()
+}
+
+fn int_field(rec: &Record, f: &str) -> i64 {
+    rec.get(f).and_then(Value::as_int).unwrap_or(0)
+}
+
+/// The memory a VM occupies on its host while not halted.
+pub fn vm_memory(vm: &Record) -> i64 {
+    int_field(vm, "memory_static_max")
+}
+
+/// Free memory of `host` by static accounting, in bytes.
+pub fn host_free_memory(t: &impl View, host: &str) -> i64 {
+    let Some(h) = t.record(HOST.name, host) else {
+        return 0;
+    };
+    let total = t
+        .record(HOST_METRICS.name, str_field(h, "metrics"))
+        .map_or(0, |m| int_field(m, "memory_total"));
+    let used: i64 = t
+        .refs(VM.name)
+        .iter()
+        .filter_map(|r| t.record(VM.name, r))
+        .filter(|vm| {
+            str_field(vm, "resident_on") == host && str_field(vm, "power_state") != "Halted"
+        })
+        .map(vm_memory)
+        .sum();
+    total - int_field(h, "memory_overhead") - used
+}
+
+fn host_live(t: &Tables, host: &str) -> bool {
+    t.get(HOST.name, host)
+        .and_then(|h| t.get(HOST_METRICS.name, str_field(h, "metrics")))
+        .is_some_and(|m| m.get("live") == Some(&Value::Bool(true)))
+}
+
+/// Why `vm` cannot start on `host`, or `None` if it can.
+pub fn cannot_start_on(t: &Tables, vm: &Record, host: &str) -> Option<ApiError> {
+    let Some(h) = t.get(HOST.name, host) else {
+        return Some(ApiError::handle_invalid(HOST.name, host));
+    };
+    if h.get("enabled") != Some(&Value::Bool(true)) {
+        return Some(ApiError::new("HOST_DISABLED", [host]));
+    }
+    if !host_live(t, host) {
+        return Some(ApiError::new("HOST_OFFLINE", [host]));
+    }
+    let (needed, available) = (vm_memory(vm), host_free_memory(t, host));
+    if needed > available {
+        return Some(ApiError::new(
+            "HOST_NOT_ENOUGH_FREE_MEMORY",
+            [needed.to_string(), available.to_string()],
+        ));
+    }
+    None
+}
+
+/// Where `VM.start` puts a VM: its affinity host if it can go there, otherwise the host with the
+/// most free memory that can take it (spreading load, as xapi's default placement does).
+pub fn choose_host(t: &Tables, vm: &Record) -> Result<String, ApiError> {
+    let affinity = str_field(vm, "affinity");
+    if affinity != NULL_REF && cannot_start_on(t, vm, affinity).is_none() {
+        return Ok(affinity.to_string());
+    }
+    t.all(HOST.name)
+        .filter(|(h, _)| cannot_start_on(t, vm, h).is_none())
+        .max_by_key(|(h, _)| host_free_memory(t, h))
+        .map(|(h, _)| h.clone())
+        .ok_or_else(|| ApiError::new::<String>("NO_HOSTS_AVAILABLE", []))
+}
+
+fn check_power_state(
+    vm_ref: &str,
+    vm: &Record,
+    allowed: &[&str],
+    expected: &str,
+) -> Result<(), ApiError> {
+    let state = str_field(vm, "power_state");
+    if allowed.contains(&state) {
+        Ok(())
+    } else {
+        Err(ApiError::new(
+            "VM_BAD_POWER_STATE",
+            [vm_ref, expected, &state.to_lowercase()],
+        ))
+    }
+}
+
+/// Record that `vm` now runs (or no longer runs) on `host`, keeping the host's resident list
+/// and free memory in step.
+fn set_residence(t: &mut Txn<'_>, vm: &str, host: &str, power_state: &str) -> Result<(), ApiError> {
+    let old_host = str_field(
+        t.get(VM.name, vm)
+            .ok_or_else(|| ApiError::handle_invalid(VM.name, vm))?,
+        "resident_on",
+    )
+    .to_string();
+    let resident_on = if power_state == "Halted" {
+        NULL_REF
+    } else {
+        host
+    };
+    t.update(&VM, vm, |r| {
+        r.insert("power_state".into(), Value::str(power_state));
+        r.insert("resident_on".into(), Value::str(resident_on));
+    })?;
+    for h in [old_host.as_str(), resident_on] {
+        if h == NULL_REF || t.get(HOST.name, h).is_none() {
+            continue;
+        }
+        let host_rec = t.get(HOST.name, h).cloned().expect("checked");
+        let mut resident: Vec<Value> = host_rec["resident_VMs"]
+            .as_array()
+            .unwrap_or_default()
+            .to_vec();
+        resident.retain(|v| v.as_str() != Some(vm));
+        if h == resident_on {
+            resident.push(Value::str(vm));
+        }
+        t.update(&HOST, h, |r| {
+            r.insert("resident_VMs".into(), Value::Array(resident));
+        })?;
+    }
+    // Mirror the accounting into the metrics of every host touched, from the staged records.
+    for h in [old_host.as_str(), resident_on] {
+        let Some(metrics) = t
+            .get(HOST.name, h)
+            .map(|r| str_field(r, "metrics").to_string())
+        else {
+            continue;
+        };
+        let free = host_free_memory(t, h);
+        if t.get(HOST_METRICS.name, &metrics).is_some() {
+            t.update(&HOST_METRICS, &metrics, |m| {
+                m.insert("memory_free".into(), Value::Int(free));
+            })?;
+        }
+    }
+    Ok(())
+}
+
+/// `VM.start` / `VM.start_on`.
+pub fn start(server: &Server, vm: &str, on: Option<&str>, paused: bool) -> Result<Value, ApiError> {
+    let (host, command, uuid) = {
+        let t = server.db.read();
+        let rec = t
+            .get(VM.name, vm)
+            .ok_or_else(|| ApiError::handle_invalid(VM.name, vm))?;
+        if rec.get("is_a_template") == Some(&Value::Bool(true)) {
+            return Err(ApiError::new("VM_IS_TEMPLATE", [vm]));
+        }
+        check_power_state(vm, rec, &["Halted"], "halted")?;
+        let host = match on {
+            Some(h) => {
+                if let Some(e) = cannot_start_on(&t, rec, h) {
+                    return Err(e);
+                }
+                h.to_string()
+            }
+            None => choose_host(&t, rec)?,
+        };
+        let command = rec
+            .get("other_config")
+            .and_then(Value::as_struct)
+            .and_then(|m| m.get("command"))
+            .and_then(Value::as_str)
+            .map(str::to_string);
+        (host, command, str_field(rec, "uuid").to_string())
+    };
+    if host != server.this_host {
+        // Domains of other hosts are started by their own daemons (pool support).
+        return Err(ApiError::new(
+            "NOT_IMPLEMENTED",
+            ["VM.start on another host"],
+        ));
+    }
+    server
+        .domains
+        .start(&uuid, command.as_deref())
+        .map_err(ApiError::internal)?;
+    let state = if paused { "Paused" } else { "Running" };
+    let committed = server.db.write(|t| {
+        // Re-check under the writer lock: another start may have taken the memory meanwhile.
+        let rec = t
+            .get(VM.name, vm)
+            .cloned()
+            .ok_or_else(|| ApiError::handle_invalid(VM.name, vm))?;
+        check_power_state(vm, &rec, &["Halted"], "halted")?;
+        if let Some(e) = cannot_start_on(t.base(), &rec, &host) {
+            return Err(e);
+        }
+        set_residence(t, vm, &host, state)
+    });
+    if let Err(e) = committed {
+        server.domains.stop(&uuid, Duration::ZERO);
+        return Err(e);
+    }
+    tracing::info!(vm = %uuid, host = %host, "VM started");
+    Ok(Value::void())
+}
+
+/// `VM.clean_shutdown` / `VM.hard_shutdown`.
+pub fn shutdown(server: &Server, vm: &str, hard: bool) -> Result<Value, ApiError> {
+    let uuid = {
+        let t = server.db.read();
+        let rec = t
+            .get(VM.name, vm)
+            .ok_or_else(|| ApiError::handle_invalid(VM.name, vm))?;
+        check_power_state(vm, rec, &["Running", "Paused"], "running")?;
+        str_field(rec, "uuid").to_string()
+    };
+    server.domains.stop(
+        &uuid,
+        if hard {
+            Duration::ZERO
+        } else {
+            CLEAN_SHUTDOWN_GRACE
+        },
+    );
+    server
+        .db
+        .write(|t| set_residence(t, vm, NULL_REF, "Halted"))?;
+    tracing::info!(vm = %uuid, hard, "VM shut down");
+    Ok(Value::void())
+}
+
+/// `VM.clean_reboot` / `VM.hard_reboot`: the domain restarts in place.
+pub fn reboot(server: &Server, vm: &str, hard: bool) -> Result<Value, ApiError> {
+    let (uuid, command) = {
+        let t = server.db.read();
+        let rec = t
+            .get(VM.name, vm)
+            .ok_or_else(|| ApiError::handle_invalid(VM.name, vm))?;
+        check_power_state(vm, rec, &["Running"], "running")?;
+        let command = rec
+            .get("other_config")
+            .and_then(Value::as_struct)
+            .and_then(|m| m.get("command"))
+            .and_then(Value::as_str)
+            .map(str::to_string);
+        (str_field(rec, "uuid").to_string(), command)
+    };
+    server.domains.stop(
+        &uuid,
+        if hard {
+            Duration::ZERO
+        } else {
+            CLEAN_SHUTDOWN_GRACE
+        },
+    );
+    server
+        .domains
+        .start(&uuid, command.as_deref())
+        .map_err(ApiError::internal)?;
+    Ok(Value::void())
+}
+
+/// At start-up no domain is running, whatever the database says: VMs recorded as running on
+/// this host died with the previous daemon. Mark them halted and return how many there were.
+pub fn reset_after_restart(server: &Server) -> Result<usize, ApiError> {
+    server.db.write(|t| {
+        let stale: Vec<String> = t
+            .base()
+            .all(VM.name)
+            .filter(|(_, v)| {
+                str_field(v, "resident_on") == server.this_host
+                    && str_field(v, "power_state") != "Halted"
+            })
+            .map(|(r, _)| r.clone())
+            .collect();
+        for vm in &stale {
+            set_residence(t, vm, NULL_REF, "Halted")?;
+        }
+        Ok(stale.len())
+    })
+}

@@ -1,0 +1,216 @@
+//! VM lifecycle on one host: placement, static memory accounting, xapi's refusals, command
+//! domains that are real processes, and what a daemon crash does to running VMs.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{raw, TestDaemon, PASSWORD};
+use serde_json::{json, Value as Json};
+
+const GIB: i64 = 1 << 30;
+
+struct Api<'a> {
+    d: &'a TestDaemon,
+    s: String,
+}
+
+impl Api<'_> {
+    fn new(d: &TestDaemon) -> Api<'_> {
+        let mut a = Api {
+            d,
+            s: String::new(),
+        };
+        a.s = a.raw("session.login_with_password", json!(["root", PASSWORD]))["result"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        a
+    }
+    fn raw(&self, method: &str, params: Json) -> Json {
+        let body = json!({"jsonrpc":"2.0","method":method,"params":params,"id":1}).to_string();
+        serde_json::from_str(&raw::post(&self.d.http, "/jsonrpc", body.as_bytes()).body).unwrap()
+    }
+    fn call(&self, method: &str, mut params: Vec<Json>) -> Json {
+        params.insert(0, json!(self.s));
+        let r = self.raw(method, Json::Array(params));
+        assert!(r.get("error").is_none(), "{method}: {r}");
+        r["result"].clone()
+    }
+    fn fail(&self, method: &str, mut params: Vec<Json>) -> (String, Json) {
+        params.insert(0, json!(self.s));
+        let r = self.raw(method, Json::Array(params));
+        (
+            r["error"]["message"]
+                .as_str()
+                .unwrap_or_else(|| panic!("{method} succeeded: {r}"))
+                .to_string(),
+            r["error"]["data"].clone(),
+        )
+    }
+    fn vm(&self, name: &str, memory: i64, command: Option<&str>) -> Json {
+        let mut other = serde_json::Map::new();
+        if let Some(c) = command {
+            other.insert("command".into(), json!(c));
+        }
+        self.call("VM.create", vec![json!({"name_label": name, "memory_static_max": memory.to_string(), "other_config": other})])
+    }
+    fn host(&self) -> Json {
+        self.call("host.get_all", vec![])[0].clone()
+    }
+    fn free(&self) -> i64 {
+        let metrics = self.call("host.get_metrics", vec![self.host()]);
+        self.call("host_metrics.get_memory_free", vec![metrics])
+            .as_i64()
+            .unwrap()
+    }
+}
+
+fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while !cond() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn start_and_shutdown_account_memory_and_refuse_like_xapi() {
+    let d = TestDaemon::start_with(&["--memory-total", &(8 * GIB).to_string()]);
+    let a = Api::new(&d);
+    let host = a.host();
+    assert_eq!(a.free(), 8 * GIB);
+
+    let web = a.vm("web", 3 * GIB, None);
+    a.call("VM.start", vec![web.clone(), json!(false), json!(false)]);
+    assert_eq!(
+        a.call("VM.get_power_state", vec![web.clone()]),
+        json!("Running")
+    );
+    assert_eq!(a.call("VM.get_resident_on", vec![web.clone()]), host);
+    assert_eq!(
+        a.call("host.get_resident_VMs", vec![host.clone()]),
+        json!([web])
+    );
+    assert_eq!(a.free(), 5 * GIB);
+
+    // Starting a running VM.
+    let (code, data) = a.fail("VM.start", vec![web.clone(), json!(false), json!(false)]);
+    assert_eq!(
+        (code.as_str(), data),
+        ("VM_BAD_POWER_STATE", json!([web, "halted", "running"]))
+    );
+
+    // Too big for what is left: VM.start finds no host, VM.start_on says why.
+    let big = a.vm("big", 6 * GIB, None);
+    assert_eq!(
+        a.fail("VM.start", vec![big.clone(), json!(false), json!(false)])
+            .0,
+        "NO_HOSTS_AVAILABLE"
+    );
+    let (code, data) = a.fail(
+        "VM.start_on",
+        vec![big.clone(), host.clone(), json!(false), json!(false)],
+    );
+    assert_eq!(code, "HOST_NOT_ENOUGH_FREE_MEMORY");
+    assert_eq!(data, json!([(6 * GIB).to_string(), (5 * GIB).to_string()]));
+    assert_eq!(
+        a.call("VM.get_power_state", vec![big.clone()]),
+        json!("Halted"),
+        "a refused start changes nothing"
+    );
+    assert_eq!(a.free(), 5 * GIB);
+
+    // A disabled host takes no new VMs; a template never starts.
+    a.call("host.disable", vec![host.clone()]);
+    let small = a.vm("small", GIB, None);
+    let (code, data) = a.fail(
+        "VM.start_on",
+        vec![small.clone(), host.clone(), json!(false), json!(false)],
+    );
+    assert_eq!((code.as_str(), data), ("HOST_DISABLED", json!([host])));
+    a.call("host.enable", vec![host.clone()]);
+    a.call("VM.set_is_a_template", vec![small.clone(), json!(true)]);
+    assert_eq!(
+        a.fail("VM.start", vec![small.clone(), json!(false), json!(false)])
+            .0,
+        "VM_IS_TEMPLATE"
+    );
+
+    // Shutdown gives the memory back; a halted VM cannot be shut down.
+    a.call("VM.clean_shutdown", vec![web.clone()]);
+    assert_eq!(
+        a.call("VM.get_power_state", vec![web.clone()]),
+        json!("Halted")
+    );
+    assert_eq!(
+        a.call("VM.get_resident_on", vec![web.clone()]),
+        json!("OpaqueRef:NULL")
+    );
+    assert_eq!(
+        a.call("host.get_resident_VMs", vec![host.clone()]),
+        json!([])
+    );
+    assert_eq!(a.free(), 8 * GIB);
+    let (code, data) = a.fail("VM.hard_shutdown", vec![web.clone()]);
+    assert_eq!(
+        (code.as_str(), data),
+        ("VM_BAD_POWER_STATE", json!([web, "running", "halted"]))
+    );
+    // Now the big one fits; a running VM cannot be destroyed.
+    a.call("VM.start", vec![big.clone(), json!(false), json!(false)]);
+    assert_eq!(
+        a.fail("VM.destroy", vec![big.clone()]).0,
+        "VM_BAD_POWER_STATE"
+    );
+}
+
+fn pid_alive(pid: &str) -> bool {
+    std::path::Path::new(&format!("/proc/{pid}")).exists()
+        && !std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .unwrap_or_default()
+            .contains(") Z ")
+}
+
+#[test]
+fn command_domains_run_stop_and_die_with_the_daemon() {
+    let mut d = TestDaemon::start_with(&["--memory-total", &(4 * GIB).to_string()]);
+    let pidfile = d.state_dir().join("vm.pid");
+    let cmd = format!("echo $$ > {}; exec sleep 300", pidfile.display());
+    let a = Api::new(&d);
+    let vm = a.vm("svc", GIB, Some(&cmd));
+
+    a.call("VM.start", vec![vm.clone(), json!(false), json!(false)]);
+    wait_for("the domain's pid file", || {
+        std::fs::read_to_string(&pidfile).is_ok_and(|p| !p.trim().is_empty())
+    });
+    let pid = std::fs::read_to_string(&pidfile)
+        .unwrap()
+        .trim()
+        .to_string();
+    assert!(pid_alive(&pid));
+    a.call("VM.hard_shutdown", vec![vm.clone()]);
+    wait_for("the domain to stop", || !pid_alive(&pid));
+
+    // A crash of the daemon takes the domain with it, like a host crash takes its guests ...
+    std::fs::remove_file(&pidfile).unwrap();
+    a.call("VM.start", vec![vm.clone(), json!(false), json!(false)]);
+    wait_for("the domain's pid file", || {
+        std::fs::read_to_string(&pidfile).is_ok_and(|p| !p.trim().is_empty())
+    });
+    let pid = std::fs::read_to_string(&pidfile)
+        .unwrap()
+        .trim()
+        .to_string();
+    d.kill9();
+    wait_for("the orphaned domain to die", || !pid_alive(&pid));
+    // ... and the restarted daemon knows it: the VM is halted and its memory free again.
+    d.restart();
+    let a = Api::new(&d);
+    assert_eq!(
+        a.call("VM.get_power_state", vec![vm.clone()]),
+        json!("Halted")
+    );
+    assert_eq!(a.free(), 4 * GIB);
+    assert!(d.log().contains("died with the previous daemon"));
+}
