@@ -647,3 +647,66 @@ fn debug_on_fail_shows_the_calls_only_on_failure_and_never_the_password() {
     assert!(rest.contains("\"method\":\"pool.disable_ha\""), "{rest}");
     assert!(!rest.contains(PASSWORD), "{rest}");
 }
+
+#[test]
+fn multiple_failures_are_listed_on_stdout() {
+    let d = TestDaemon::start();
+    let home = tempfile::tempdir().unwrap();
+    let mut s = session(&d);
+    let mut vms: Vec<String> = ["a", "b"]
+        .iter()
+        .map(|n| create_vm(&mut s, n, &[]))
+        .collect();
+    let first = xe_env(
+        &d,
+        home.path(),
+        "jsonrpc",
+        &words("vm-start --multiple"),
+        &[],
+    );
+    assert_eq!(
+        first,
+        Run {
+            stdout: String::new(),
+            stderr: String::new(),
+            code: 0
+        }
+    );
+    let again = xe_env(
+        &d,
+        home.path(),
+        "xmlrpc",
+        &words("vm-start --multiple"),
+        &[],
+    );
+    assert_eq!((again.code, again.stderr.as_str()), (1, ""));
+    let mut failed: Vec<String> = again
+        .stdout
+        .lines()
+        .filter_map(|l| l.strip_prefix("operation failed on "))
+        .map(|l| l.split(':').next().unwrap().to_string())
+        .collect();
+    failed.sort();
+    vms.sort();
+    assert_eq!(failed, vms, "{}", again.stdout);
+    // Each message is the error's doc and parameters, refs as `uuid (name-label)`.
+    for uuid in &vms {
+        let head = format!("operation failed on {uuid}: You attempted an operation on a VM");
+        assert!(again.stdout.contains(&head), "{}", again.stdout);
+    }
+    let mut refs: Vec<&str> = again
+        .stdout
+        .lines()
+        .filter(|l| l.starts_with("vm: "))
+        .collect();
+    refs.sort();
+    let mut want: Vec<String> = Vec::new();
+    for n in ["a", "b"] {
+        let r = s.call("VM.get_by_name_label", &[n.into()]).unwrap();
+        let r = r.as_array().unwrap()[0].clone();
+        let u = value_text(&s.call("VM.get_uuid", &[r]).unwrap());
+        want.push(format!("vm: {u} ({n})"));
+    }
+    want.sort();
+    assert_eq!(refs, want, "{}", again.stdout);
+}

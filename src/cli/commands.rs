@@ -731,8 +731,14 @@ fn on_each(
                 Some(d) => {
                     let mut lines = vec![d.doc.to_string()];
                     for (i, n) in d.params.iter().enumerate() {
-                        let v = e.params.get(i).map(String::as_str).unwrap_or("<unknown>");
+                        let v = match e.params.get(i) {
+                            Some(p) => ctx.ref_convert(p),
+                            None => "<unknown>".to_string(),
+                        };
                         lines.push(format!("{n}: {v}"));
+                    }
+                    for extra in e.params.iter().skip(d.params.len()) {
+                        lines.push(format!("<extra>: {}", ctx.ref_convert(extra)));
                     }
                     lines.join("\n")
                 }
