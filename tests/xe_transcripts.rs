@@ -710,3 +710,73 @@ fn multiple_failures_are_listed_on_stdout() {
     want.sort();
     assert_eq!(refs, want, "{}", again.stdout);
 }
+
+/// Run `shell -c script` with xe on PATH and the daemon's socket.
+fn shell(d: &TestDaemon, sh: &str, script: &str) -> String {
+    let bin = tempfile::tempdir().unwrap();
+    std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_xe"), bin.path().join("xe")).unwrap();
+    let o = Command::new(sh)
+        .args(["-c", script])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env(
+            "PATH",
+            format!(
+                "{}:{}",
+                bin.path().display(),
+                std::env::var("PATH").unwrap()
+            ),
+        )
+        .env("XAPI_SOCKET", &d.socket)
+        .output()
+        .unwrap_or_else(|e| panic!("{sh}: {e} (install it to run this test)"));
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    String::from_utf8_lossy(&o.stdout).into()
+}
+
+#[test]
+#[ignore = "needs fish installed; run with --ignored"]
+fn fish_completion_completes_commands_parameters_and_uuids() {
+    let d = TestDaemon::start();
+    let host = {
+        let mut s = session(&d);
+        first_uuid(&mut s, "host")
+    };
+    let out = shell(
+        &d,
+        "fish",
+        "source completions/xe.fish; complete -C 'xe pool-ha-ena'; complete -C 'xe pool-ha-enable '; complete -C 'xe host-param-list uuid='",
+    );
+    assert_eq!(
+        out,
+        format!("pool-ha-enable\tEnable HA on this Pool\nha-config:\nheartbeat-sr-uuids=\nuuid={host}\n")
+    );
+}
+
+#[test]
+#[ignore = "needs zsh installed; run with --ignored"]
+fn zsh_completion_completes_commands_parameters_and_uuids() {
+    let d = TestDaemon::start();
+    let host = {
+        let mut s = session(&d);
+        first_uuid(&mut s, "host")
+    };
+    // zsh's completion builtins only exist inside the line editor, so stand-ins print what
+    // the function would offer.
+    let out = shell(
+        &d,
+        "zsh",
+        r#"
+compadd() { while [[ $1 == -* && $1 != -a ]]; do shift 2; done; [[ $1 == -a ]] && (( ${#${(P)2}} )) && print -l -- ${(P)2}; return 0 }
+_describe() { print -l -- ${(P)2} | grep '^pool-ha-ena' }
+compset() { PREFIX=${PREFIX#*=} }
+source completions/_xe
+words=(xe pool-ha-ena); CURRENT=2; PREFIX=pool-ha-ena; _xe
+words=(xe pool-ha-enable ""); CURRENT=3; PREFIX=""; _xe
+words=(xe host-param-list uuid=); CURRENT=3; PREFIX="uuid="; _xe
+"#,
+    );
+    assert_eq!(
+        out,
+        format!("pool-ha-enable:Enable HA on this Pool\nheartbeat-sr-uuids=\nha-config:\n{host}\n")
+    );
+}

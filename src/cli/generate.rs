@@ -247,7 +247,7 @@ end
     for c in &s {
         let cond = format!("__fish_seen_subcommand_from {}", c.name);
         o.push_str(&format!(
-            "complete -c xe -n '{cond}' -a '{}'\n",
+            "complete -c xe -n '{cond}; and not string match -q -- \"*=*\" (commandline -ct)' -a '{}'\n",
             c.params.join(" ")
         ));
         if let Some(k) = &c.uuid_class {
