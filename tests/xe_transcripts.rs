@@ -780,3 +780,48 @@ words=(xe host-param-list uuid=); CURRENT=3; PREFIX="uuid="; _xe
         format!("pool-ha-enable:Enable HA on this Pool\nheartbeat-sr-uuids=\nha-config:\n{host}\n")
     );
 }
+
+#[test]
+fn dangerous_commands_ask_only_on_a_terminal() {
+    let d = TestDaemon::start();
+    let run_on_pty = |answer: &str| {
+        // `script` gives xe a pseudo-terminal as stdin and stderr; the answer is typed into it.
+        let mut c = Command::new("script")
+            .args([
+                "-qec",
+                &format!("{} host-emergency-ha-disable", env!("CARGO_BIN_EXE_xe")),
+                "/dev/null",
+            ])
+            .env("XAPI_SOCKET", &d.socket)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("script(1) from util-linux");
+        use std::io::Write;
+        c.stdin
+            .take()
+            .unwrap()
+            .write_all(answer.as_bytes())
+            .unwrap();
+        let o = c.wait_with_output().unwrap();
+        (
+            o.status.code(),
+            String::from_utf8_lossy(&o.stdout).to_string(),
+        )
+    };
+    let (code, yes) = run_on_pty("y");
+    assert_eq!(code, Some(1));
+    assert!(yes.contains("Continue?"), "{yes}");
+    // Confirmed, so the call was made and the server's answer printed.
+    assert!(
+        yes.contains("The operation could not be performed because HA is not enabled on the Pool"),
+        "{yes}"
+    );
+    let (code, no) = run_on_pty("n");
+    assert_eq!(code, Some(1));
+    assert!(
+        no.contains("Error: This operation is dangerous and may cause data loss."),
+        "{no}"
+    );
+    assert!(!no.contains("HA is not enabled"), "{no}");
+}
