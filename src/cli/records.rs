@@ -475,3 +475,71 @@ pub fn by_uuid(ctx: &mut Ctx, class: &'static ClassDecl, uuid: &str) -> Result<O
         rec: rec.as_struct().cloned().unwrap_or_default(),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::classes::{POOL, VM};
+
+    fn describe(r: Result<FieldRef, String>) -> String {
+        match r {
+            Ok(FieldRef::Normal(f)) => format!("normal {}", f.cli),
+            Ok(FieldRef::Map(f, k)) => format!("map {} {k}", f.cli),
+            Ok(FieldRef::Set(f, k)) => format!("set {} {k}", f.cli),
+            Err(e) => format!("error {e}"),
+        }
+    }
+
+    #[test]
+    fn field_names_resolve_like_get_field_type() {
+        assert_eq!(
+            describe(field_ref(&POOL, "name-label")),
+            "normal name-label"
+        );
+        assert_eq!(
+            describe(field_ref(&POOL, "other-config:a")),
+            "map other-config a"
+        );
+        // The old `map-key` syntax picks the longest map field that prefixes the name.
+        assert_eq!(
+            describe(field_ref(&POOL, "other-config-a-b")),
+            "map other-config a-b"
+        );
+        assert_eq!(
+            describe(field_ref(&POOL, "tags:contains")),
+            "set tags contains"
+        );
+        assert_eq!(
+            describe(field_ref(&POOL, "ha-configuration:timeout")),
+            "error Field 'ha-configuration' is not a set or map"
+        );
+        assert_eq!(
+            describe(field_ref(&VM, "bogus")),
+            "error Unknown field 'bogus'"
+        );
+        assert_eq!(
+            describe(field_ref(&VM, "bogus:x")),
+            "error Unknown field 'bogus:x'"
+        );
+    }
+
+    #[test]
+    fn keys_carry_markers_and_deprecation() {
+        assert_eq!(
+            key(VM.cli_field("ha-always-run").unwrap()),
+            "ha-always-run ( RW) [DEPRECATED]"
+        );
+        assert_eq!(key(POOL.cli_field("tags").unwrap()), "tags (SRW)");
+        assert_eq!(
+            key(VM.cli_field("memory-actual").unwrap()),
+            "memory-actual ( RO)"
+        );
+        assert!(settable(VM.cli_field("order").unwrap()));
+        assert!(!settable(VM.cli_field("power-state").unwrap()));
+        assert!(!settable(POOL.cli_field("other-config").unwrap()));
+        assert!(mutable_collection(POOL.cli_field("other-config").unwrap()));
+        assert!(!mutable_collection(
+            POOL.cli_field("ha-configuration").unwrap()
+        ));
+    }
+}
