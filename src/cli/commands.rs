@@ -405,8 +405,40 @@ fn param_get(
     Ok(())
 }
 
+/// `Record_util.bytes_of_string`: an integer with an optional unit (`b`, `KiB`/`kb`/`k`, `MiB`,
+/// `GiB`, `TiB`, any case), as xe accepts for VM memory fields.
+pub fn bytes_of_string(s: &str) -> Option<i64> {
+    let t = s.trim_start();
+    let digits = t
+        .char_indices()
+        .take_while(|(i, c)| c.is_ascii_digit() || (*i == 0 && (*c == '-' || *c == '+')))
+        .count();
+    let size: i64 = t[..digits].parse().ok()?;
+    let suffix = t[digits..].split_whitespace().next().unwrap_or("");
+    if size < 0 {
+        return None;
+    }
+    let k: i64 = match suffix.to_ascii_lowercase().as_str() {
+        "bytes" | "b" | "" => 1,
+        "kib" | "kb" | "k" => 1 << 10,
+        "mib" | "mb" | "m" => 1 << 20,
+        "gib" | "gb" | "g" => 1 << 30,
+        "tib" | "tb" | "t" => 1 << 40,
+        _ => return None,
+    };
+    size.checked_mul(k)
+}
+
 /// Text to the wire value of a settable field, with xe's parse failures.
 fn parse_for_set(ctx: &mut Ctx, f: &FieldDecl, v: &str) -> Result<Value, CliError> {
+    if f.ty == Ty::Int && f.name.starts_with("memory_") {
+        return bytes_of_string(v).map(Value::Int).ok_or_else(|| {
+            CliError::failure(format!(
+                "Failed to parse field '{}': expecting an integer (possibly with suffix KiB, MiB, GiB, TiB), got '{v}'",
+                f.cli
+            ))
+        });
+    }
     Ok(match f.ty {
         Ty::Int => Value::Int(v.trim().parse().map_err(|_| {
             CliError::failure(format!(
@@ -897,6 +929,17 @@ mod tests {
                 ("x".to_string(), "1".to_string())
             ]
         );
+    }
+
+    #[test]
+    fn memory_sizes_take_units() {
+        assert_eq!(bytes_of_string("512"), Some(512));
+        assert_eq!(bytes_of_string("1GiB"), Some(1 << 30));
+        assert_eq!(bytes_of_string("256 mib"), Some(256 << 20));
+        assert_eq!(bytes_of_string("2k"), Some(2048));
+        assert_eq!(bytes_of_string("1PiB"), None);
+        assert_eq!(bytes_of_string("-1"), None);
+        assert_eq!(bytes_of_string("lots"), None);
     }
 
     #[test]

@@ -67,3 +67,12 @@ $ xe vm-param-get uuid={vm:web} param-name=nonsense
 2|Error code: Missing parameter
 2|Error parameters: nonsense
 ? 1
+# VM memory fields take xe's unit suffixes.
+$ xe vm-param-set uuid={vm:web} memory-static-max=2GiB
+? 0
+$ xe vm-param-get uuid={vm:web} param-name=memory-static-max
+1|2147483648
+? 0
+$ xe vm-param-set uuid={vm:web} memory-dynamic-max=lots
+2|Error: Failed to parse field 'memory-dynamic-max': expecting an integer (possibly with suffix KiB, MiB, GiB, TiB), got 'lots'
+? 1
