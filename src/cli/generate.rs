@@ -264,34 +264,90 @@ end
     o
 }
 
-/// The man page `xe.1`, rendered by clap_mangen from the table.
+/// Escape text for roff: backslashes, hyphens (so they stay ASCII), and a leading `.` or `'`.
+fn roff(s: &str) -> String {
+    let mut o = s.replace('\\', "\\e").replace('-', "\\-");
+    if o.starts_with('.') || o.starts_with('\'') {
+        o.insert_str(0, "\\&");
+    }
+    o
+}
+
+/// The man page `xe.1`: title and name from clap_mangen, then the sections xe needs (its
+/// commands take `key=value` words, which clap's subcommand layout cannot express).
 pub fn man() -> Vec<u8> {
-    let mut cmd = clap::Command::new("xe")
+    let cmd = clap::Command::new("xe")
         .about("xe-compatible command line for XenServer-style pools")
-        .long_about(
-            "xe parses xe's grammar (key=value words, --flag for flag=true, map:key=value), calls the XenAPI over JSON-RPC or XML-RPC and prints exactly what XenServer's xe prints. The default server 127.0.0.1 is reached through the local daemon's Unix socket (XAPI_SOCKET, default /var/lib/xcp/xapi); other servers over HTTPS without certificate verification unless --cacert is given. Global options: -s/-h server, -p port, -u user, -pw password, -pwf password file (user on line 1, password on line 2), --nossl, --debug, --debug-on-fail, -version. Defaults are also read from ~/.xe (key=value lines) and XE_EXTRA_ARGS (comma separated), command line first. Beyond xe: --output json|table on list commands, --xmlrpc/--jsonrpc, --socket PATH, --cacert FILE.",
-        )
-        .version(env!("CARGO_PKG_VERSION"))
-        .disable_help_subcommand(true)
-        .disable_help_flag(true)
-        .disable_version_flag(true);
+        .version(env!("CARGO_PKG_VERSION"));
+    let man = clap_mangen::Man::new(cmd)
+        .date("")
+        .source(format!("xenha {}", env!("CARGO_PKG_VERSION")));
+    let mut out = Vec::new();
+    man.render_title(&mut out).expect("in memory");
+    man.render_name_section(&mut out).expect("in memory");
+    let mut t = String::new();
+    t.push_str(".SH SYNOPSIS\n");
+    t.push_str(&roff("xe <command> [ -s <server> ] [ -p <port> ] [ -u <username> -pw <password> | -pwf <password file> ] [ --nossl ] [ --debug ] [ --debug-on-fail ] [ --minimal ] [ key=value | --flag | map:key=value ... ]"));
+    t.push_str("\n.SH DESCRIPTION\n");
+    t.push_str(&roff("xe parses XenServer's xe grammar, calls the XenAPI over JSON-RPC (XML-RPC on request, or when a server has no JSON-RPC) and prints exactly what XenServer's xe prints, with the same exit codes: 0 for success, help and usage, 1 for every failure. The default server 127.0.0.1 is reached through the local daemon's Unix socket; any other server over HTTPS without certificate verification, as xe does, unless --cacert is given."));
+    t.push_str("\n.SH OPTIONS\n");
+    for (flag, what) in [
+        ("-s, -h <server>", "Server (also server=). Default 127.0.0.1."),
+        ("-p <port>", "Port (also port=). Default 443 with TLS, 80 without."),
+        ("-u <username>", "User (also username=). Default root."),
+        ("-pw <password>", "Password (also password=)."),
+        ("-pwf <file>", "Password file: user name on line 1, password on line 2."),
+        ("--nossl", "Plain HTTP instead of HTTPS."),
+        ("--debug", "Print every request and response on stderr (passwords masked)."),
+        ("--debug-on-fail", "Print them only if the command fails."),
+        ("--minimal", "Only the first field of each record, comma separated, on one line."),
+        ("-version", "Print the protocol version and exit."),
+        ("--output json|table", "List commands print JSON or a table (not in XenServer's xe)."),
+        ("--xmlrpc, --jsonrpc", "Speak only this protocol (not in XenServer's xe)."),
+        ("--socket <path>", "The local daemon's socket (not in XenServer's xe)."),
+        ("--cacert <file>", "Verify HTTPS servers against these PEM certificates: a CA, or the server's own certificate to pin it (not in XenServer's xe)."),
+    ] {
+        t.push_str(&format!(".TP\n\\fB{}\\fR\n{}\n", roff(flag), roff(what)));
+    }
+    t.push_str(".SH COMMANDS\n");
     for c in commands().iter().filter(|c| !c.hidden) {
-        let mut about = c.description();
+        t.push_str(&format!(
+            ".TP\n\\fB{}\\fR\n{}",
+            roff(&c.name),
+            roff(&c.description())
+        ));
         if !c.reqd.is_empty() {
-            about.push_str(&format!(" Required: {}.", c.reqd.join(", ")));
+            t.push_str(&format!("\n.br\nRequired: {}", roff(&c.reqd.join(", "))));
         }
         let opt = c.optional_with_selectors();
         if !opt.is_empty() {
-            about.push_str(&format!(" Optional: {}.", opt.join(", ")));
+            t.push_str(&format!("\n.br\nOptional: {}", roff(&opt.join(", "))));
         }
-        cmd = cmd.subcommand(clap::Command::new(c.name.clone()).about(about));
+        t.push('\n');
     }
-    let mut out = Vec::new();
-    clap_mangen::Man::new(cmd)
-        .date("")
-        .source(format!("xenha {}", env!("CARGO_PKG_VERSION")))
-        .render(&mut out)
-        .expect("rendering to memory cannot fail");
+    t.push_str(".SH ENVIRONMENT\n");
+    for (var, what) in [
+        (
+            "XE_EXTRA_ARGS",
+            "More arguments, comma separated (\\, for a comma); the command line wins over them.",
+        ),
+        (
+            "XAPI_SOCKET",
+            "The local daemon's socket, default /var/lib/xcp/xapi.",
+        ),
+        ("XE_PROTOCOL", "jsonrpc or xmlrpc."),
+        ("XE_CACERT", "As --cacert."),
+    ] {
+        t.push_str(&format!(".TP\n\\fB{}\\fR\n{}\n", roff(var), roff(what)));
+    }
+    t.push_str(".SH FILES\n.TP\n\\fB~/.xe\\fR\n");
+    t.push_str(&roff("Defaults as key=value lines (server, port, username, password, passwordfile, nossl, debug, debugonfail); other keys become arguments. A line without '=' voids the whole file."));
+    t.push_str("\n.SH SEE ALSO\n");
+    t.push_str(&roff(
+        "xe help --all; xe help <command>; docs/xe.md in the source tree.",
+    ));
+    t.push('\n');
+    out.extend_from_slice(t.as_bytes());
     out
 }
 
