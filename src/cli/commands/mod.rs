@@ -2,7 +2,7 @@
 //! over any class of the model, and the HA, CPU and VM commands this `xe` supports. Each
 //! returns what to print through the [`Printer`] or a [`CliError`]; none formats an error itself.
 //!
-//! [`generic`] holds the per-class commands, [`select`] the selector commands; the HA and CPU
+//! `generic` holds the per-class commands, `select` the selector commands; the HA and CPU
 //! commands, each a call or two, are here.
 
 mod generic;
