@@ -16,6 +16,10 @@ $ xe pool-ha-disable
 $ xe pool-emergency-transition-to-master
 1|Host agent is already master. Use '--force' to execute the operation anyway.
 ? 0
+# OCaml's string_of_float 10. is `10.`.
+$ xe pool-emergency-transition-to-master --force
+1|Host agent will restart and transition to master in 10. seconds...
+? 0
 $ xe host-is-in-emergency-mode
 1|false
 ? 0
