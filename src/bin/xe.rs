@@ -1,2 +1,4 @@
 //! `xe`: thin entry point; everything lives in [`xenha::cli`].
-fn main() {}
+fn main() {
+    std::process::exit(xenha::cli::main());
+}

@@ -674,6 +674,7 @@ pub static VM: ClassDecl = ClassDecl {
         rw("is_a_template", "is-a-template", Ty::Bool, "true if this is a template. Template VMs can never be started, they are used only for cloning other VMs"),
         ro("is_control_domain", "is-control-domain", Ty::Bool, "true if this is a control domain (domain 0 or a driver domain)"),
         ro("power_state", "power-state", Ty::Enum(&VM_POWER_STATE), "Current power state of the machine"),
+        follow("memory-actual", "metrics", "memory_actual", Ty::Int, "Guest's actual memory (bytes)"),
         ro("memory_overhead", "memory-overhead", Ty::Int, "Virtualization memory overhead (bytes)."),
         rw("memory_static_max", "memory-static-max", Ty::Int, "Statically-set (i.e. absolute) maximum (bytes). The value of this field at VM start time acts as a hard limit of the amount of memory a guest can use.").default("1073741824"),
         rw("memory_dynamic_max", "memory-dynamic-max", Ty::Int, "Dynamic maximum (bytes)").default("1073741824"),
@@ -686,10 +687,39 @@ pub static VM: ClassDecl = ClassDecl {
         other_config(),
         rw("ha_always_run", "ha-always-run", Ty::Bool, "if true then the system will attempt to keep the VM running as much as possible.").deprecated(),
         rw("ha_restart_priority", "ha-restart-priority", Ty::String, "has possible values: \"restart\" (this VM should be restarted), \"best-effort\" (try to restart this VM if possible but don't consider the Pool to be overcommitted if this is not possible) and \"\" (do not try to restart this VM)"),
+        follow("VCPUs-number", "metrics", "VCPUs_number", Ty::Int, "Current number of VCPUs"),
         tags(),
         rw("start_delay", "start-delay", Ty::Int, "The delay to wait before proceeding to the next order in the startup sequence (seconds)"),
         rw("shutdown_delay", "shutdown-delay", Ty::Int, "The delay to wait before proceeding to the next order in the shutdown sequence (seconds)"),
         rw("order", "order", Ty::Int, "The point in the startup or shutdown sequence at which this VM will be started"),
+        ro("metrics", "", Ty::Ref("VM_metrics"), "metrics associated with this VM"),
+    ],
+};
+
+/// `VM_metrics`: what the host last measured of a VM (`xe` shows `memory-actual` and
+/// `VCPUs-number` from it).
+pub static VM_METRICS: ClassDecl = ClassDecl {
+    name: "VM_metrics",
+    cli: "",
+    doc: "The metrics associated with a VM",
+    persistent: true,
+    default_list: &[],
+    fields: &[
+        uuid(),
+        ro(
+            "memory_actual",
+            "",
+            Ty::Int,
+            "Guest's actual memory (bytes)",
+        ),
+        ro("VCPUs_number", "", Ty::Int, "Current number of VCPUs"),
+        ro(
+            "last_updated",
+            "",
+            Ty::DateTime,
+            "Time at which this information was last updated",
+        ),
+        rw("other_config", "", SS_MAP, "additional configuration"),
     ],
 };
 
@@ -773,6 +803,7 @@ pub static CLASSES: &[&ClassDecl] = &[
     &VDI,
     &PBD,
     &VM,
+    &VM_METRICS,
     &MESSAGE,
     &TASK,
 ];

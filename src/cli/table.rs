@@ -1,0 +1,436 @@
+//! The command table: one declaration per `xe` command, read by the parser (required
+//! parameters), `xe help` in all its forms, the man page and the shell completions.
+//!
+//! The explicit commands carry xapi's help texts verbatim (`cli_frontend.ml`); the generic
+//! `<class>-list`/`-param-*` commands are generated from the model exactly as xapi's `gen_cmds`
+//! generates them, so their parameter lists follow the class table.
+
+use std::sync::OnceLock;
+
+use super::records::{cli_fields, is_map, is_set, mutable_collection, settable};
+use crate::model::{self, ClassDecl};
+
+/// What a command does.
+#[derive(Clone, Copy, Debug)]
+pub enum Op {
+    /// `<class>-list`.
+    List(&'static ClassDecl),
+    /// `<class>-param-list`.
+    ParamList(&'static ClassDecl),
+    /// `<class>-param-get`.
+    ParamGet(&'static ClassDecl),
+    /// `<class>-param-set`.
+    ParamSet(&'static ClassDecl),
+    /// `<class>-param-add`.
+    ParamAdd(&'static ClassDecl),
+    /// `<class>-param-remove`.
+    ParamRemove(&'static ClassDecl),
+    /// `<class>-param-clear`.
+    ParamClear(&'static ClassDecl),
+    /// `host-cpu-info`.
+    HostCpuInfo,
+    /// `host-is-in-emergency-mode`.
+    HostIsInEmergencyMode,
+    /// `host-emergency-ha-disable`.
+    HostEmergencyHaDisable,
+    /// `pool-ha-enable`.
+    PoolHaEnable,
+    /// `pool-ha-disable`.
+    PoolHaDisable,
+    /// `pool-emergency-transition-to-master`.
+    PoolEmergencyTransitionToMaster,
+    /// `pool-emergency-reset-master`.
+    PoolEmergencyResetMaster,
+    /// `pool-recover-slaves`.
+    PoolRecoverSlaves,
+    /// `pool-ha-compute-max-host-failures-to-tolerate`.
+    PoolHaComputeMax,
+    /// `pool-ha-compute-hypothetical-max-host-failures-to-tolerate`.
+    PoolHaComputeHypotheticalMax,
+    /// `pool-ha-prevent-restarts-for`.
+    PoolHaPreventRestartsFor,
+    /// `vm-start`.
+    VmStart,
+    /// `host-evacuate`.
+    HostEvacuate,
+    /// `host-disable`.
+    HostDisable,
+    /// `host-enable`.
+    HostEnable,
+}
+
+/// Selector kinds a command takes (appended to its help).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Selectors {
+    /// None.
+    None,
+    /// `<vm-selectors>`.
+    Vm,
+    /// `<host-selectors>`.
+    Host,
+}
+
+/// One command.
+#[derive(Clone, Debug)]
+pub struct Command {
+    /// Name, e.g. `pool-ha-enable`.
+    pub name: String,
+    /// Required parameters, checked before connecting.
+    pub reqd: Vec<String>,
+    /// Optional parameters (as `xe help` lists them).
+    pub optn: Vec<String>,
+    /// Help text, verbatim from xapi.
+    pub help: String,
+    /// In `xe help`'s common list.
+    pub standard: bool,
+    /// Left out of `xe help` listings.
+    pub hidden: bool,
+    /// Runs with a host-local session (`slave_local_login_with_password`), never forwarded.
+    pub local_session: bool,
+    /// Selector parameters.
+    pub selectors: Selectors,
+    /// The implementation.
+    pub op: Op,
+}
+
+/// The classes this `xe` generates `-list`/`-param-*` commands for.
+pub const CLI_CLASSES: &[&str] = &["pool", "host", "host_cpu", "SR", "VM", "message"];
+
+/// `vmselectorsinfo`, verbatim.
+pub const VM_SELECTORS_INFO: &str = " VMs can be specified by filtering the full list of VMs on the values of zero or more fields. For example, specifying 'uuid=<some_uuid>' will select only the VM with that uuid, and 'power-state=halted' will select only VMs whose 'power-state' field is equal to 'halted'. The special pseudo-field 'vm' matches either of name-label or uuid. Where multiple VMs are matching, the option '--multiple' must be specified to perform the operation. The full list of fields that can be matched can be obtained by the command 'xe vm-list params=all'. If no parameters to select VMs are given, the operation will be performed on all VMs.";
+
+/// `hostselectorsinfo`, verbatim.
+pub const HOST_SELECTORS_INFO: &str = " Hosts can be specified by filtering the full list of hosts on the values of zero or more fields. For example, specifying 'uuid=<some_uuid>' will select only the host with that uuid, and 'enabled=true' will select only hosts whose 'enabled' field is equal to 'true'. The special pseudo-field 'host' matches any of hostname, name-label or uuid. Where multiple hosts are matching, and the operation can be performed on multiple hosts, the option '--multiple' must be specified to perform the operation. The full list of fields that can be matched can be obtained by the command 'xe host-list params=all'. If no parameters to select hosts are given, the operation will be performed on all hosts.";
+
+fn strs(v: &[&str]) -> Vec<String> {
+    v.iter().map(|s| s.to_string()).collect()
+}
+
+fn cmd(name: &str, reqd: &[&str], optn: &[&str], help: &str, op: Op) -> Command {
+    Command {
+        name: name.into(),
+        reqd: strs(reqd),
+        optn: strs(optn),
+        help: help.into(),
+        standard: false,
+        hidden: false,
+        local_session: false,
+        selectors: Selectors::None,
+        op,
+    }
+}
+
+fn local(mut c: Command) -> Command {
+    c.local_session = true;
+    c
+}
+
+/// `gen_frontend` for one class.
+fn generated(c: &'static ClassDecl) -> Vec<Command> {
+    let shown: Vec<_> = cli_fields(c).filter(|f| !f.hidden).collect();
+    let all_optn: Vec<String> = shown.iter().map(|f| f.cli.to_string()).collect();
+    let mut settable_names: Vec<String> = shown
+        .iter()
+        .filter(|f| settable(f))
+        .map(|f| f.cli.to_string())
+        .collect();
+    settable_names.extend(
+        shown
+            .iter()
+            .filter(|f| is_map(f) && mutable_collection(f))
+            .map(|f| format!("{}:", f.cli)),
+    );
+    let addable = shown.iter().any(|f| mutable_collection(f));
+    let clearable: Vec<String> = shown
+        .iter()
+        .filter(|f| settable(f) || is_set(f) || is_map(f))
+        .map(|f| f.cli.to_string())
+        .collect();
+    let sm: Vec<String> = shown
+        .iter()
+        .filter(|f| is_set(f))
+        .map(|f| format!("{}:contains", f.cli))
+        .collect();
+    let n = |s: &str| format!("{}-{s}", c.cli);
+    let plural = format!("{}s", c.cli);
+    let mut list_optn = vec!["params".to_string(), "database:".to_string()];
+    list_optn.extend(all_optn);
+    list_optn.extend(sm);
+    let mut list = cmd(
+        &n("list"),
+        &[],
+        &[],
+        &format!("Lists all the {plural}, filtering on the optional arguments. To filter on map parameters, use the syntax 'map-param:key=value'"),
+        Op::List(c),
+    );
+    list.optn = list_optn;
+    list.standard = matches!(c.cli, "vm" | "network" | "sr");
+    let mut out = vec![
+        list,
+        cmd(
+            &n("param-list"),
+            &["uuid"],
+            &["database:"],
+            "Lists all the parameters of the object specified by the uuid.",
+            Op::ParamList(c),
+        ),
+        cmd(
+            &n("param-get"),
+            &["uuid", "param-name"],
+            &["param-key", "database:"],
+            "Gets the parameter specified of the object. If the parameter is a map of key=value pairs, use 'param-key=<key>' to get the value associated with a particular key.",
+            Op::ParamGet(c),
+        ),
+    ];
+    if !settable_names.is_empty() {
+        let mut s = cmd(
+            &n("param-set"),
+            &["uuid"],
+            &[],
+            "Sets the parameter specified. If param-value is not given, the parameter is set to a null value. To set a (key,value) pair in a map parameter, use the syntax 'map-param:key=value'.",
+            Op::ParamSet(c),
+        );
+        s.optn = settable_names;
+        out.push(s);
+    }
+    if addable {
+        out.push(cmd(
+            &n("param-add"),
+            &["uuid", "param-name"],
+            &["param-key"],
+            "Adds to a set or map parameter. If the parameter is a set, use param-key=<key to add>. If the parameter is a map, pass the values to add as 'key=value' pairs.",
+            Op::ParamAdd(c),
+        ));
+        out.push(cmd(
+            &n("param-remove"),
+            &["uuid", "param-name", "param-key"],
+            &[],
+            "Removes a member or a key,value pair from a set/map respectively.",
+            Op::ParamRemove(c),
+        ));
+    }
+    if !clearable.is_empty() {
+        out.push(cmd(
+            &n("param-clear"),
+            &["uuid", "param-name"],
+            &[],
+            &format!(
+                "Clears the specified parameter (param-name can be {}).",
+                clearable.join(",")
+            ),
+            Op::ParamClear(c),
+        ));
+    }
+    out
+}
+
+fn explicit() -> Vec<Command> {
+    let mut vm_start = cmd(
+        "vm-start",
+        &[],
+        &["force", "on", "paused"],
+        "Start the selected VM(s). Where pooling is enabled, the host on which to start can be specified with the 'on' parameter that takes a uuid. The optional parameter '--force' will bypass any hardware-compatibility warnings.",
+        Op::VmStart,
+    );
+    vm_start.standard = true;
+    vm_start.selectors = Selectors::Vm;
+    let host_op = |name: &str, optn: &[&str], help: &str, op: Op| {
+        let mut c = cmd(name, &[], optn, help, op);
+        c.selectors = Selectors::Host;
+        c
+    };
+    let mut prevent = cmd(
+        "pool-ha-prevent-restarts-for",
+        &["seconds"],
+        &[],
+        "Prevent HA VM restarts for a given number of seconds",
+        Op::PoolHaPreventRestartsFor,
+    );
+    prevent.hidden = true;
+    vec![
+        cmd(
+            "host-cpu-info",
+            &[],
+            &["uuid"],
+            "Lists information about the host's physical CPUs.",
+            Op::HostCpuInfo,
+        ),
+        local(cmd(
+            "host-is-in-emergency-mode",
+            &[],
+            &[],
+            "Query the target host to discover if it is in emergency mode.",
+            Op::HostIsInEmergencyMode,
+        )),
+        local(cmd(
+            "host-emergency-ha-disable",
+            &[],
+            &["force", "soft"],
+            "Disable HA on the local host. Only to be used to recover a pool with a broken HA setup.",
+            Op::HostEmergencyHaDisable,
+        )),
+        cmd(
+            "pool-ha-enable",
+            &[],
+            &["heartbeat-sr-uuids", "ha-config:"],
+            "Enable HA on this Pool.",
+            Op::PoolHaEnable,
+        ),
+        cmd(
+            "pool-ha-disable",
+            &[],
+            &[],
+            "Disable HA on this Pool.",
+            Op::PoolHaDisable,
+        ),
+        prevent,
+        local(cmd(
+            "pool-emergency-transition-to-master",
+            &[],
+            &["force"],
+            "Instruct slave to become pool master. The operation will be ignored if this host is already master; the optional parameter '--force' will force the operation.",
+            Op::PoolEmergencyTransitionToMaster,
+        )),
+        local(cmd(
+            "pool-emergency-reset-master",
+            &["master-address"],
+            &[],
+            "Instruct slave to reset master address.",
+            Op::PoolEmergencyResetMaster,
+        )),
+        cmd(
+            "pool-recover-slaves",
+            &[],
+            &[],
+            "Instruct master to try and reset master-address of all slaves currently running in emergency mode.",
+            Op::PoolRecoverSlaves,
+        ),
+        cmd(
+            "pool-ha-compute-max-host-failures-to-tolerate",
+            &[],
+            &[],
+            "Compute the maximum number of host failures to tolerate under the current Pool configuration",
+            Op::PoolHaComputeMax,
+        ),
+        cmd(
+            "pool-ha-compute-hypothetical-max-host-failures-to-tolerate",
+            &[],
+            &["vm-uuid", "restart-priority"],
+            "Compute the maximum number of host failures to tolerate with the supplied, proposed protected VMs.",
+            Op::PoolHaComputeHypotheticalMax,
+        ),
+        vm_start,
+        host_op(
+            "host-evacuate",
+            &["network-uuid", "batch-size"],
+            "Migrate all VMs off a host.",
+            Op::HostEvacuate,
+        ),
+        host_op(
+            "host-disable",
+            &["auto-enable"],
+            "Disable the XE host. Setting auto-enable=false will keep the host persistently disabled until manually re-enabled with Host.enable.",
+            Op::HostDisable,
+        ),
+        host_op("host-enable", &[], "Enable the XE host.", Op::HostEnable),
+    ]
+}
+
+/// Every command, sorted by name.
+pub fn commands() -> &'static [Command] {
+    static T: OnceLock<Vec<Command>> = OnceLock::new();
+    T.get_or_init(|| {
+        let mut v = explicit();
+        for name in CLI_CLASSES {
+            v.extend(generated(model::class(name).expect("declared class")));
+        }
+        v.sort_by(|a, b| a.name.cmp(&b.name));
+        v
+    })
+}
+
+/// The command with this name.
+pub fn find(name: &str) -> Option<&'static Command> {
+    commands().iter().find(|c| c.name == name)
+}
+
+impl Command {
+    /// Optional parameters with the selector placeholder, as `xe help <cmd>` shows them.
+    pub fn optional_with_selectors(&self) -> Vec<String> {
+        let mut o = self.optn.clone();
+        match self.selectors {
+            Selectors::Vm => o.push("<vm-selectors>".into()),
+            Selectors::Host => o.push("<host-selectors>".into()),
+            Selectors::None => {}
+        }
+        o
+    }
+
+    /// The description with the selector explanation appended.
+    pub fn description(&self) -> String {
+        match self.selectors {
+            Selectors::Vm => format!("{}{VM_SELECTORS_INFO}", self.help),
+            Selectors::Host => format!("{}{HOST_SELECTORS_INFO}", self.help),
+            Selectors::None => self.help.clone(),
+        }
+    }
+
+    /// The class whose uuids fill this command's `uuid=` parameter, for completions.
+    pub fn uuid_class(&self) -> Option<&'static ClassDecl> {
+        match self.op {
+            Op::List(c)
+            | Op::ParamList(c)
+            | Op::ParamGet(c)
+            | Op::ParamSet(c)
+            | Op::ParamAdd(c)
+            | Op::ParamRemove(c)
+            | Op::ParamClear(c) => Some(c),
+            Op::HostCpuInfo => model::class("host"),
+            _ => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn generated_commands_follow_gen_cmds() {
+        let l = find("host-cpu-list").unwrap();
+        assert_eq!(&l.optn[..4], ["params", "database:", "uuid", "host-uuid"]);
+        assert!(
+            find("host-cpu-param-set").is_none(),
+            "host_cpu has nothing settable"
+        );
+        assert!(find("host-cpu-param-add").is_none());
+        let s = find("vm-param-set").unwrap();
+        assert!(s.optn.contains(&"ha-restart-priority".to_string()));
+        assert!(s.optn.contains(&"other-config:".to_string()));
+        assert!(!s.optn.contains(&"power-state".to_string()));
+        assert_eq!(
+            find("vm-param-remove").unwrap().reqd,
+            ["uuid", "param-name", "param-key"]
+        );
+        assert!(find("vm-list").unwrap().standard);
+        assert!(!find("host-list").unwrap().standard);
+        assert!(find("sr-list")
+            .unwrap()
+            .optn
+            .contains(&"tags:contains".to_string()));
+    }
+
+    #[test]
+    fn explicit_commands_carry_xapis_flags() {
+        assert!(find("pool-ha-prevent-restarts-for").unwrap().hidden);
+        assert!(find("host-emergency-ha-disable").unwrap().local_session);
+        assert_eq!(
+            find("pool-emergency-reset-master").unwrap().reqd,
+            ["master-address"]
+        );
+        assert!(find("vm-start")
+            .unwrap()
+            .description()
+            .ends_with("the operation will be performed on all VMs."));
+    }
+}

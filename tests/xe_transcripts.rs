@@ -1,0 +1,827 @@
+//! Transcript tests: the real `xe` binary against a real `xapid`, exact stdout, stderr and exit
+//! code. Fixtures live in `tests/xe/*.t`; each runs twice, once over JSON-RPC and once over
+//! XML-RPC, against the same expected transcript, so the two protocols must print identically.
+//!
+//! Fixture format, one directive per line:
+//! * `# …` comment;
+//! * `@vm NAME [api_field=value …]` creates a VM through the XenAPI (`VM.create`) and binds
+//!   `{vm:NAME}` to its uuid;
+//! * `$ xe ARGS…` runs xe (words split on spaces);
+//! * `1|text` / `2|text` an expected stdout / stderr line (`1|` alone is an empty line);
+//! * `? N` the expected exit code, which ends the command's expectations.
+//!
+//! `{host}`, `{host-name}`, `{pool}`, `{http-port}`, `{https-port}`, `{password}` and `{state}`
+//! are replaced in both commands and expectations.
+
+mod common;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use common::{TestDaemon, PASSWORD};
+use xenha::client::{value_text, Connection, Endpoint, Protocol, Session};
+use xenha::model::Value;
+
+/// What one xe run produced.
+#[derive(Debug, PartialEq)]
+struct Run {
+    stdout: String,
+    stderr: String,
+    code: i32,
+}
+
+/// Run xe with a clean environment pointed at the daemon's socket.
+fn xe_env(
+    d: &TestDaemon,
+    home: &Path,
+    protocol: &str,
+    args: &[String],
+    env: &[(&str, &str)],
+) -> Run {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_xe"));
+    c.args(args)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("HOME", home)
+        .env("XAPI_SOCKET", &d.socket)
+        .env("XE_PROTOCOL", protocol);
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    let o = c.output().expect("running xe");
+    Run {
+        stdout: String::from_utf8_lossy(&o.stdout).into(),
+        stderr: String::from_utf8_lossy(&o.stderr).into(),
+        code: o.status.code().unwrap_or(-1),
+    }
+}
+
+fn session(d: &TestDaemon) -> Session {
+    let conn = Connection::new(
+        Endpoint::Local {
+            socket: d.socket.clone(),
+            fallback_port: 1,
+        },
+        Protocol::JsonRpc,
+        false,
+    );
+    Session::login_with_password(conn, "root", PASSWORD).expect("login")
+}
+
+fn first_uuid(s: &mut Session, class: &str) -> String {
+    let all = s.call(&format!("{class}.get_all_records"), &[]).unwrap();
+    let (_, rec) = all.as_struct().unwrap().first().unwrap();
+    value_text(&rec.as_struct().unwrap()["uuid"])
+}
+
+fn field(s: &mut Session, class: &str, name: &str) -> String {
+    let all = s.call(&format!("{class}.get_all_records"), &[]).unwrap();
+    let (_, rec) = all.as_struct().unwrap().first().unwrap();
+    value_text(&rec.as_struct().unwrap()[name])
+}
+
+/// Create a VM through the API; returns its uuid.
+fn create_vm(s: &mut Session, name: &str, fields: &[(&str, &str)]) -> String {
+    let mut rec = indexmap::IndexMap::new();
+    rec.insert("name_label".to_string(), Value::str(name));
+    for (k, v) in fields {
+        rec.insert(k.to_string(), Value::str(*v));
+    }
+    let r = s
+        .call("VM.create", &[Value::Struct(rec)])
+        .expect("VM.create");
+    value_text(&s.call("VM.get_uuid", &[r]).unwrap())
+}
+
+fn subst(s: &str, vars: &HashMap<String, String>) -> String {
+    let mut out = s.to_string();
+    for (k, v) in vars {
+        out = out.replace(&format!("{{{k}}}"), v);
+    }
+    out
+}
+
+/// Play one fixture over one protocol; panics with a readable diff on the first mismatch.
+fn play(fixture: &Path, protocol: &str) {
+    let d = TestDaemon::start();
+    let home = tempfile::tempdir().unwrap();
+    let mut s = session(&d);
+    let mut vars: HashMap<String, String> = HashMap::new();
+    vars.insert("host".into(), first_uuid(&mut s, "host"));
+    vars.insert("host-name".into(), field(&mut s, "host", "name_label"));
+    vars.insert("pool".into(), first_uuid(&mut s, "pool"));
+    vars.insert(
+        "http-port".into(),
+        d.http.rsplit(':').next().unwrap().into(),
+    );
+    vars.insert(
+        "https-port".into(),
+        d.https.rsplit(':').next().unwrap().into(),
+    );
+    vars.insert("password".into(), PASSWORD.into());
+    vars.insert("state".into(), d.state_dir().display().to_string());
+    let text = std::fs::read_to_string(fixture).unwrap();
+    let mut pending: Option<(String, Vec<String>)> = None;
+    let (mut out, mut err) = (String::new(), String::new());
+    for (n, line) in text.lines().enumerate() {
+        let at = format!("{}:{}", fixture.display(), n + 1);
+        if line.starts_with('#') || line.trim().is_empty() && pending.is_none() {
+            continue;
+        }
+        if let Some(rest) = line.strip_prefix("@vm ") {
+            let mut words = rest.split(' ');
+            let name = words.next().unwrap();
+            let fields: Vec<(&str, &str)> = words.filter_map(|w| w.split_once('=')).collect();
+            let uuid = create_vm(&mut s, name, &fields);
+            vars.insert(format!("vm:{name}"), uuid);
+        } else if let Some(cmd) = line.strip_prefix("$ xe") {
+            assert!(pending.is_none(), "{at}: previous command has no `? code`");
+            let cmd = subst(cmd, &vars);
+            let args = cmd.split_whitespace().map(String::from).collect();
+            pending = Some((format!("{at}: xe{cmd} [{protocol}]"), args));
+        } else if let Some(l) = line.strip_prefix("1|") {
+            out.push_str(&subst(l, &vars));
+            out.push('\n');
+        } else if let Some(l) = line.strip_prefix("2|") {
+            err.push_str(&subst(l, &vars));
+            err.push('\n');
+        } else if let Some(code) = line.strip_prefix("? ") {
+            let (what, args) = pending
+                .take()
+                .unwrap_or_else(|| panic!("{at}: `?` without `$`"));
+            let got = xe_env(&d, home.path(), protocol, &args, &[]);
+            let want = Run {
+                stdout: std::mem::take(&mut out),
+                stderr: std::mem::take(&mut err),
+                code: code.trim().parse().unwrap(),
+            };
+            assert_eq!(got, want, "{what}");
+        } else {
+            panic!("{at}: cannot parse {line:?}");
+        }
+    }
+    assert!(
+        pending.is_none(),
+        "{}: last command has no `? code`",
+        fixture.display()
+    );
+}
+
+fn fixtures() -> Vec<PathBuf> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/xe");
+    let mut v: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "t"))
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn transcripts_over_jsonrpc_and_xmlrpc() {
+    let all = fixtures();
+    assert!(all.len() >= 4, "fixtures missing");
+    for f in &all {
+        play(f, "jsonrpc");
+        play(f, "xmlrpc");
+    }
+}
+
+/// Parsed `/proc/cpuinfo`: (vendor, model name, stepping, flags) per logical CPU, by number.
+fn proc_cpus() -> Vec<(String, String, String, String)> {
+    let text = std::fs::read_to_string("/proc/cpuinfo").unwrap();
+    text.split("\n\n")
+        .filter(|b| b.contains("processor"))
+        .map(|b| {
+            let get = |k: &str| {
+                b.lines()
+                    .find(|l| l.split(':').next().map(str::trim) == Some(k))
+                    .and_then(|l| l.split_once(':'))
+                    .map(|(_, v)| v.trim().to_string())
+                    .unwrap_or_default()
+            };
+            (
+                get("vendor_id"),
+                get("model name"),
+                get("stepping"),
+                get("flags"),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn host_cpu_list_shows_this_machines_cpus() {
+    let d = TestDaemon::start();
+    let home = tempfile::tempdir().unwrap();
+    let args: Vec<String> = [
+        "host-cpu-list",
+        "params=uuid,number,vendor,modelname,stepping,flags",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let r = xe_env(&d, home.path(), "jsonrpc", &args, &[]);
+    assert_eq!((r.code, r.stderr.as_str()), (0, ""));
+    let cpus = proc_cpus();
+    let records: Vec<&str> = r.stdout.split("\n\n\n").filter(|s| !s.is_empty()).collect();
+    assert_eq!(records.len(), cpus.len(), "{}", r.stdout);
+    assert!(r.stdout.ends_with("\n\n\n"));
+    let mut seen = Vec::new();
+    for rec in records {
+        let lines: Vec<&str> = rec.lines().collect();
+        let keys: Vec<&str> = lines
+            .iter()
+            .map(|l| l.split(':').next().unwrap().trim())
+            .collect();
+        assert_eq!(
+            keys,
+            [
+                "uuid ( RO)",
+                "number ( RO)",
+                "vendor ( RO)",
+                "modelname ( RO)",
+                "stepping ( RO)",
+                "flags ( RO)"
+            ]
+        );
+        // The widest key is `modelname ( RO)` (15), so keys align to 19 columns.
+        assert!(
+            lines[0].starts_with("uuid ( RO)         : "),
+            "{}",
+            lines[0]
+        );
+        assert!(
+            lines[5].starts_with("        flags ( RO): "),
+            "{}",
+            lines[5]
+        );
+        let val = |i: usize| lines[i].split_once(": ").unwrap().1.to_string();
+        let n: usize = val(1).parse().unwrap();
+        let (vendor, model, stepping, flags) = &cpus[n];
+        assert_eq!(&val(2), vendor);
+        assert_eq!(&val(3), model);
+        assert_eq!(&val(4), stepping);
+        assert_eq!(&val(5), flags);
+        seen.push(n);
+    }
+    seen.sort();
+    assert_eq!(seen, (0..cpus.len()).collect::<Vec<_>>());
+}
+
+#[test]
+fn minimal_lists_every_vm_on_one_line() {
+    let d = TestDaemon::start();
+    let home = tempfile::tempdir().unwrap();
+    let mut s = session(&d);
+    let mut want: Vec<String> = ["a", "b", "c"]
+        .iter()
+        .map(|n| create_vm(&mut s, n, &[]))
+        .collect();
+    create_vm(&mut s, "tmpl", &[("is_a_template", "true")]);
+    let r = xe_env(
+        &d,
+        home.path(),
+        "jsonrpc",
+        &["vm-list".into(), "--minimal".into()],
+        &[],
+    );
+    assert_eq!((r.code, r.stderr.as_str()), (0, ""));
+    assert!(r.stdout.ends_with('\n') && r.stdout.matches('\n').count() == 1);
+    let mut got: Vec<String> = r.stdout.trim_end().split(',').map(String::from).collect();
+    got.sort();
+    want.sort();
+    assert_eq!(got, want, "templates are not VMs for vm-list");
+}
+
+fn words(s: &str) -> Vec<String> {
+    s.split_whitespace().map(String::from).collect()
+}
+
+#[test]
+fn password_file_rc_file_and_extra_args() {
+    let d = TestDaemon::start();
+    let home = tempfile::tempdir().unwrap();
+    let port = d.http.rsplit(':').next().unwrap().to_string();
+    let pwf = home.path().join("pw");
+    // Over TCP the password matters (the Unix socket trusts the caller as root).
+    std::fs::write(&pwf, format!("root\n{PASSWORD}\n")).unwrap();
+    let args = words(&format!(
+        "-s localhost --nossl -p {port} -pwf {} host-is-in-emergency-mode",
+        pwf.display()
+    ));
+    let ok = xe_env(&d, home.path(), "jsonrpc", &args, &[]);
+    assert_eq!(
+        ok,
+        Run {
+            stdout: "false\n".into(),
+            stderr: String::new(),
+            code: 0
+        }
+    );
+    std::fs::write(&pwf, "root\nwrong\n").unwrap();
+    let bad = xe_env(&d, home.path(), "jsonrpc", &args, &[]);
+    assert_eq!(
+        bad,
+        Run {
+            stdout: String::new(),
+            stderr: "Authentication failed\nFor usage run: 'xe help'\n".into(),
+            code: 1
+        }
+    );
+    // ~/.xe supplies the connection and, for unknown keys, arguments (minimal=true).
+    std::fs::write(
+        home.path().join(".xe"),
+        format!("server=localhost\nport={port}\nnossl=true\npassword={PASSWORD}\nminimal=true\n"),
+    )
+    .unwrap();
+    let host = {
+        let mut s = session(&d);
+        first_uuid(&mut s, "host")
+    };
+    let rc = xe_env(&d, home.path(), "jsonrpc", &words("host-list"), &[]);
+    assert_eq!(
+        rc,
+        Run {
+            stdout: format!("{host}\n"),
+            stderr: String::new(),
+            code: 0
+        }
+    );
+    // XE_EXTRA_ARGS beats ~/.xe, the command line beats both.
+    let extra = xe_env(
+        &d,
+        home.path(),
+        "jsonrpc",
+        &words("host-list"),
+        &[("XE_EXTRA_ARGS", "password=wrong")],
+    );
+    assert_eq!(
+        extra.stderr,
+        "Authentication failed\nFor usage run: 'xe help'\n"
+    );
+    let argv = xe_env(
+        &d,
+        home.path(),
+        "jsonrpc",
+        &words(&format!("host-list -pw {PASSWORD}")),
+        &[("XE_EXTRA_ARGS", "password=wrong")],
+    );
+    assert_eq!(argv.stdout, format!("{host}\n"));
+    // A malformed ~/.xe is ignored, with xe's warning.
+    std::fs::write(
+        home.path().join(".xe"),
+        "server=nowhere\nthis line has no equals sign\n",
+    )
+    .unwrap();
+    let warn = xe_env(
+        &d,
+        home.path(),
+        "jsonrpc",
+        &words("host-list --minimal"),
+        &[],
+    );
+    assert_eq!(
+        warn,
+        Run {
+            stdout: format!("{host}\n"),
+            stderr: "Error parsing rc file. No defaults loaded\n".into(),
+            code: 0
+        }
+    );
+}
+
+#[test]
+fn https_without_and_with_a_pinned_certificate() {
+    let d = TestDaemon::start();
+    let home = tempfile::tempdir().unwrap();
+    let port = d.https.rsplit(':').next().unwrap().to_string();
+    let host = {
+        let mut s = session(&d);
+        first_uuid(&mut s, "host")
+    };
+    let base = format!("-s localhost -p {port} -pw {PASSWORD} host-list --minimal");
+    let r = xe_env(&d, home.path(), "jsonrpc", &words(&base), &[]);
+    assert_eq!(
+        r,
+        Run {
+            stdout: format!("{host}\n"),
+            stderr: String::new(),
+            code: 0
+        }
+    );
+    let pem = d.state_dir().join("xapi-ssl.pem");
+    let pinned = xe_env(
+        &d,
+        home.path(),
+        "xmlrpc",
+        &words(&format!("{base} --cacert {}", pem.display())),
+        &[],
+    );
+    assert_eq!(pinned.stdout, format!("{host}\n"));
+    // Pinning some other certificate must fail like an unreachable server.
+    let other = home.path().join("other.pem");
+    let cert = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
+    std::fs::write(&other, cert.cert.pem()).unwrap();
+    let wrong = xe_env(
+        &d,
+        home.path(),
+        "jsonrpc",
+        &words(&format!("{base} --cacert {}", other.display())),
+        &[],
+    );
+    assert_eq!(
+        wrong,
+        Run {
+            stdout: String::new(),
+            stderr: "Unable to contact server. Please check server and port settings.\n".into(),
+            code: 1
+        }
+    );
+}
+
+#[test]
+fn unreachable_servers() {
+    let d = TestDaemon::start();
+    let home = tempfile::tempdir().unwrap();
+    let closed = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let plain = xe_env(
+        &d,
+        home.path(),
+        "jsonrpc",
+        &words(&format!("-s 127.0.0.1 -p {closed} host-list")),
+        &[("XAPI_SOCKET", "/nonexistent/xapi")],
+    );
+    assert_eq!(
+        plain,
+        Run {
+            stdout: String::new(),
+            stderr: "Error: Connection refused (calling connect )\n".into(),
+            code: 1
+        }
+    );
+    let tls = xe_env(
+        &d,
+        home.path(),
+        "jsonrpc",
+        &words(&format!("-s localhost -p {closed} host-list")),
+        &[],
+    );
+    assert_eq!(
+        tls,
+        Run {
+            stdout: String::new(),
+            stderr: "Unable to contact server. Please check server and port settings.\n".into(),
+            code: 1
+        }
+    );
+}
+
+#[test]
+fn output_json_and_table_are_opt_in() {
+    let d = TestDaemon::start();
+    let home = tempfile::tempdir().unwrap();
+    let mut s = session(&d);
+    let uuid = create_vm(&mut s, "web", &[]);
+    let j = xe_env(
+        &d,
+        home.path(),
+        "jsonrpc",
+        &words("vm-list --output json"),
+        &[],
+    );
+    assert_eq!(j.code, 0, "{}", j.stderr);
+    let v: serde_json::Value = serde_json::from_str(&j.stdout).unwrap();
+    assert_eq!(
+        v,
+        serde_json::json!([{"uuid": uuid, "name-label": "web", "power-state": "halted"}])
+    );
+    let t = xe_env(
+        &d,
+        home.path(),
+        "jsonrpc",
+        &words("vm-list --output table"),
+        &[],
+    );
+    assert_eq!(t.code, 0);
+    assert!(
+        t.stdout.contains("name-label") && t.stdout.contains("web") && t.stdout.contains(&uuid)
+    );
+}
+
+#[test]
+fn bash_completion_completes_commands_parameters_and_uuids() {
+    let d = TestDaemon::start();
+    let bin = tempfile::tempdir().unwrap();
+    std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_xe"), bin.path().join("xe")).unwrap();
+    let (host, name) = {
+        let mut s = session(&d);
+        (
+            first_uuid(&mut s, "host"),
+            field(&mut s, "host", "name_label"),
+        )
+    };
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("completions/xe.bash");
+    // Simulate readline: COMP_WORDBREAKS splits at '=', COMP_LINE is the text up to the cursor.
+    let probe = r#"
+source "$1"
+t() { COMP_LINE="$1"; COMP_POINT=${#COMP_LINE}; local l="${1//=/ = }"; read -ra COMP_WORDS <<< "$l"
+      [[ "$1" == *" " || "$1" == *"=" ]] && COMP_WORDS+=(""); COMP_CWORD=$((${#COMP_WORDS[@]}-1))
+      COMPREPLY=(); _xe; echo "${COMPREPLY[*]}"; }
+t "xe host-cpu-l"
+t "xe pool-ha-enable "
+t "xe host-param-list uuid="
+t "xe vm-param-get uuid=x param-name=ha-r"
+t "xe host-disable host="
+"#;
+    let o = Command::new("bash")
+        .args(["-c", probe, "probe", script.to_str().unwrap()])
+        .env(
+            "PATH",
+            format!(
+                "{}:{}",
+                bin.path().display(),
+                std::env::var("PATH").unwrap()
+            ),
+        )
+        .env("XAPI_SOCKET", &d.socket)
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&o.stdout),
+        format!(
+            "host-cpu-list\nheartbeat-sr-uuids= ha-config:\n{host}\nha-restart-priority\n{host} {name}\n"
+        ),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
+
+#[test]
+fn host_cpu_info_prints_the_cpu_info_map_without_markers() {
+    let d = TestDaemon::start();
+    let home = tempfile::tempdir().unwrap();
+    let (host, info) = {
+        let mut s = session(&d);
+        let host = first_uuid(&mut s, "host");
+        let all = s.call("host.get_all_records", &[]).unwrap();
+        let (_, rec) = all.as_struct().unwrap().first().unwrap();
+        let info: Vec<(String, String)> = rec.as_struct().unwrap()["cpu_info"]
+            .as_struct()
+            .unwrap()
+            .iter()
+            .map(|(k, v)| (k.clone(), value_text(v)))
+            .collect();
+        (host, info)
+    };
+    assert!(info.iter().any(|(k, _)| k == "cpu_count"), "{info:?}");
+    let w = 4 + info.iter().map(|(k, _)| k.len()).max().unwrap();
+    let mut want = String::new();
+    for (i, (k, v)) in info.iter().enumerate() {
+        if i == 0 {
+            want.push_str(&format!("{k:<w$}: {v}\n"));
+        } else {
+            want.push_str(&format!("{k:>w$}: {v}\n"));
+        }
+    }
+    want.push_str("\n\n");
+    for args in [
+        "host-cpu-info".to_string(),
+        format!("host-cpu-info uuid={host}"),
+    ] {
+        let r = xe_env(&d, home.path(), "xmlrpc", &words(&args), &[]);
+        assert_eq!(
+            r,
+            Run {
+                stdout: want.clone(),
+                stderr: String::new(),
+                code: 0
+            },
+            "{args}"
+        );
+    }
+}
+
+#[test]
+fn debug_on_fail_shows_the_calls_only_on_failure_and_never_the_password() {
+    let d = TestDaemon::start();
+    let home = tempfile::tempdir().unwrap();
+    let port = d.http.rsplit(':').next().unwrap().to_string();
+    let base = format!("-s localhost --nossl -p {port} -pw {PASSWORD} --debug-on-fail");
+    let ok = xe_env(
+        &d,
+        home.path(),
+        "jsonrpc",
+        &words(&format!("{base} host-is-in-emergency-mode")),
+        &[],
+    );
+    assert_eq!(
+        ok,
+        Run {
+            stdout: "false\n".into(),
+            stderr: String::new(),
+            code: 0
+        }
+    );
+    let bad = xe_env(
+        &d,
+        home.path(),
+        "jsonrpc",
+        &words(&format!("{base} pool-ha-disable")),
+        &[],
+    );
+    assert_eq!(bad.code, 1);
+    let (first, rest) = bad
+        .stderr
+        .split_once("\nDebug info:\n\n")
+        .expect("debug section");
+    assert_eq!(
+        first,
+        "The operation could not be performed because HA is not enabled on the Pool\n"
+    );
+    assert!(rest.contains("\"method\":\"pool.disable_ha\""), "{rest}");
+    assert!(!rest.contains(PASSWORD), "{rest}");
+}
+
+#[test]
+fn multiple_failures_are_listed_on_stdout() {
+    let d = TestDaemon::start();
+    let home = tempfile::tempdir().unwrap();
+    let mut s = session(&d);
+    let mut vms: Vec<String> = ["a", "b"]
+        .iter()
+        .map(|n| create_vm(&mut s, n, &[]))
+        .collect();
+    let first = xe_env(
+        &d,
+        home.path(),
+        "jsonrpc",
+        &words("vm-start --multiple"),
+        &[],
+    );
+    assert_eq!(
+        first,
+        Run {
+            stdout: String::new(),
+            stderr: String::new(),
+            code: 0
+        }
+    );
+    let again = xe_env(
+        &d,
+        home.path(),
+        "xmlrpc",
+        &words("vm-start --multiple"),
+        &[],
+    );
+    assert_eq!((again.code, again.stderr.as_str()), (1, ""));
+    let mut failed: Vec<String> = again
+        .stdout
+        .lines()
+        .filter_map(|l| l.strip_prefix("operation failed on "))
+        .map(|l| l.split(':').next().unwrap().to_string())
+        .collect();
+    failed.sort();
+    vms.sort();
+    assert_eq!(failed, vms, "{}", again.stdout);
+    // Each message is the error's doc and parameters, refs as `uuid (name-label)`.
+    for uuid in &vms {
+        let head = format!("operation failed on {uuid}: You attempted an operation on a VM");
+        assert!(again.stdout.contains(&head), "{}", again.stdout);
+    }
+    let mut refs: Vec<&str> = again
+        .stdout
+        .lines()
+        .filter(|l| l.starts_with("vm: "))
+        .collect();
+    refs.sort();
+    let mut want: Vec<String> = Vec::new();
+    for n in ["a", "b"] {
+        let r = s.call("VM.get_by_name_label", &[n.into()]).unwrap();
+        let r = r.as_array().unwrap()[0].clone();
+        let u = value_text(&s.call("VM.get_uuid", &[r]).unwrap());
+        want.push(format!("vm: {u} ({n})"));
+    }
+    want.sort();
+    assert_eq!(refs, want, "{}", again.stdout);
+}
+
+/// Run `shell -c script` with xe on PATH and the daemon's socket.
+fn shell(d: &TestDaemon, sh: &str, script: &str) -> String {
+    let bin = tempfile::tempdir().unwrap();
+    std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_xe"), bin.path().join("xe")).unwrap();
+    let o = Command::new(sh)
+        .args(["-c", script])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env(
+            "PATH",
+            format!(
+                "{}:{}",
+                bin.path().display(),
+                std::env::var("PATH").unwrap()
+            ),
+        )
+        .env("XAPI_SOCKET", &d.socket)
+        .output()
+        .unwrap_or_else(|e| panic!("{sh}: {e} (install it to run this test)"));
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    String::from_utf8_lossy(&o.stdout).into()
+}
+
+#[test]
+#[ignore = "needs fish installed; run with --ignored"]
+fn fish_completion_completes_commands_parameters_and_uuids() {
+    let d = TestDaemon::start();
+    let host = {
+        let mut s = session(&d);
+        first_uuid(&mut s, "host")
+    };
+    let out = shell(
+        &d,
+        "fish",
+        "source completions/xe.fish; complete -C 'xe pool-ha-ena'; complete -C 'xe pool-ha-enable '; complete -C 'xe host-param-list uuid='",
+    );
+    assert_eq!(
+        out,
+        format!("pool-ha-enable\tEnable HA on this Pool\nha-config:\nheartbeat-sr-uuids=\nuuid={host}\n")
+    );
+}
+
+#[test]
+#[ignore = "needs zsh installed; run with --ignored"]
+fn zsh_completion_completes_commands_parameters_and_uuids() {
+    let d = TestDaemon::start();
+    let host = {
+        let mut s = session(&d);
+        first_uuid(&mut s, "host")
+    };
+    // zsh's completion builtins only exist inside the line editor, so stand-ins print what
+    // the function would offer.
+    let out = shell(
+        &d,
+        "zsh",
+        r#"
+compadd() { while [[ $1 == -* && $1 != -a ]]; do shift 2; done; [[ $1 == -a ]] && (( ${#${(P)2}} )) && print -l -- ${(P)2}; return 0 }
+_describe() { print -l -- ${(P)2} | grep '^pool-ha-ena' }
+compset() { PREFIX=${PREFIX#*=} }
+source completions/_xe
+words=(xe pool-ha-ena); CURRENT=2; PREFIX=pool-ha-ena; _xe
+words=(xe pool-ha-enable ""); CURRENT=3; PREFIX=""; _xe
+words=(xe host-param-list uuid=); CURRENT=3; PREFIX="uuid="; _xe
+"#,
+    );
+    assert_eq!(
+        out,
+        format!("pool-ha-enable:Enable HA on this Pool\nheartbeat-sr-uuids=\nha-config:\n{host}\n")
+    );
+}
+
+#[test]
+fn dangerous_commands_ask_only_on_a_terminal() {
+    let d = TestDaemon::start();
+    let run_on_pty = |answer: &str| {
+        // `script` gives xe a pseudo-terminal as stdin and stderr; the answer is typed into it.
+        let mut c = Command::new("script")
+            .args([
+                "-qec",
+                &format!("{} host-emergency-ha-disable", env!("CARGO_BIN_EXE_xe")),
+                "/dev/null",
+            ])
+            .env("XAPI_SOCKET", &d.socket)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("script(1) from util-linux");
+        use std::io::Write;
+        c.stdin
+            .take()
+            .unwrap()
+            .write_all(answer.as_bytes())
+            .unwrap();
+        let o = c.wait_with_output().unwrap();
+        (
+            o.status.code(),
+            String::from_utf8_lossy(&o.stdout).to_string(),
+        )
+    };
+    let (code, yes) = run_on_pty("y");
+    assert_eq!(code, Some(1));
+    assert!(yes.contains("Continue?"), "{yes}");
+    // Confirmed, so the call was made and the server's answer printed.
+    assert!(
+        yes.contains("The operation could not be performed because HA is not enabled on the Pool"),
+        "{yes}"
+    );
+    let (code, no) = run_on_pty("n");
+    assert_eq!(code, Some(1));
+    assert!(
+        no.contains("Error: This operation is dangerous and may cause data loss."),
+        "{no}"
+    );
+    assert!(!no.contains("HA is not enabled"), "{no}");
+}
