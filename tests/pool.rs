@@ -156,6 +156,55 @@ fn three_hosts_form_one_pool_with_one_database() {
         json!("replicated")
     );
 
+    // Failover planning over the real pool: a protected 1 GiB VM running on the master can
+    // lose any two hosts (the members have 8 GiB each), not all three.
+    let protected = ok(local(
+        &master,
+        "VM.create",
+        json!([ms, {"name_label": "db", "memory_static_max": "1073741824"}]),
+    ));
+    ok(local(
+        &master,
+        "VM.set_ha_restart_priority",
+        json!([ms, protected, "restart"]),
+    ));
+    ok(local(
+        &master,
+        "VM.start_on",
+        json!([ms, protected, master_ref, false, false]),
+    ));
+    assert_eq!(
+        ok(local(
+            &members[0],
+            "pool.ha_compute_max_host_failures_to_tolerate",
+            json!([local_session(&members[0])])
+        )),
+        json!(2)
+    );
+    assert_eq!(
+        ok(local(
+            &master,
+            "pool.ha_failover_plan_exists",
+            json!([ms, 2])
+        )),
+        json!(true)
+    );
+    assert_eq!(
+        ok(local(
+            &master,
+            "pool.ha_failover_plan_exists",
+            json!([ms, 3])
+        )),
+        json!(false)
+    );
+    let plan = ok(local(
+        &master,
+        "pool.ha_compute_vm_failover_plan",
+        json!([ms, [master_ref], []]),
+    ));
+    let target = plan[protected.as_str().unwrap()]["host"].clone();
+    assert!(target.is_string() && target != master_ref, "{plan}");
+
     // A member dies: the master keeps acknowledging writes and, after its timeout, says the
     // member is not live.
     let hosts = ok(local(&master, "host.get_all_records", json!([ms])));

@@ -363,8 +363,8 @@ fn setters_validate_like_xapi() {
         json!({})
     );
     // Sets.
-    call(&d, "VM.add_to_tags", json!([s, vm, "prod"]));
-    call(&d, "VM.add_to_tags", json!([s, vm, "prod"]));
+    call(&d, "VM.add_tags", json!([s, vm, "prod"]));
+    call(&d, "VM.add_tags", json!([s, vm, "prod"]));
     assert_eq!(
         call(&d, "VM.get_tags", json!([s, vm]))["result"],
         json!(["prod"])

@@ -2,7 +2,8 @@
 //!
 //! [`api`] is the registry both the server (to dispatch and count parameters) and `xe` (to know
 //! which call sets a field) consult. Every class gets `get_<field>` for each stored field,
-//! `set_<field>` for RW fields, `add_to_<f>`/`remove_from_<f>` for RW maps and sets,
+//! `set_<field>` for RW fields, `add_to_<f>`/`remove_from_<f>` for RW maps and
+//! `add_<f>`/`remove_<f>` for RW sets (xapi's names),
 //! `get_record`, `get_all`, `get_all_records`, `get_by_uuid` and, where the class has a
 //! name, `get_by_name_label`.
 
@@ -259,6 +260,14 @@ pub static EXPLICIT: &[MessageDecl] = &[
     .role(Role::PoolAdmin),
     msg(
         "host",
+        "compute_free_memory",
+        &[p("host", Ty::Ref("host"))],
+        Some(Ty::Int),
+        "Computes the amount of free memory on the host.",
+    )
+    .role(Role::ReadOnly),
+    msg(
+        "host",
         "get_local_database_generation",
         &[],
         Some(Ty::Int),
@@ -350,9 +359,9 @@ pub enum Kind {
     Get(&'static FieldDecl),
     /// `set_<field>`.
     Set(&'static FieldDecl),
-    /// `add_to_<field>` (maps: key, value; sets: value).
+    /// `add_to_<field>` for maps (key, value), `add_<field>` for sets (value).
     AddTo(&'static FieldDecl),
-    /// `remove_from_<field>` (maps: key; sets: value).
+    /// `remove_from_<field>` for maps (key), `remove_<field>` for sets (value).
     RemoveFrom(&'static FieldDecl),
     /// `get_record`.
     GetRecord,
@@ -535,13 +544,13 @@ fn generic_messages(c: &'static ClassDecl) -> Vec<Message> {
             }
             Ty::Set(elem) => {
                 out.push(mk(
-                    format!("add_to_{}", f.name),
+                    format!("add_{}", f.name),
                     vec![this.clone(), value(*elem)],
                     None,
                     Kind::AddTo(f),
                 ));
                 out.push(mk(
-                    format!("remove_from_{}", f.name),
+                    format!("remove_{}", f.name),
                     vec![this.clone(), value(*elem)],
                     None,
                     Kind::RemoveFrom(f),
@@ -621,7 +630,11 @@ mod tests {
             .lookup("pool.set_ha_host_failures_to_tolerate")
             .is_some());
         assert!(api().lookup("pool.add_to_other_config").is_some());
-        assert!(api().lookup("pool.add_to_tags").is_some());
+        assert!(
+            api().lookup("pool.add_tags").is_some(),
+            "xapi names set mutators add_<field>"
+        );
+        assert!(api().lookup("pool.add_to_tags").is_none());
         assert!(api().lookup("host.add_to_cpu_info").is_none());
     }
 

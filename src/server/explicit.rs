@@ -5,8 +5,8 @@
 use std::sync::Arc;
 
 use super::generic::set_field;
-use super::{auth, membership, now_ms, vm, Server, Transport};
-use crate::model::classes::{HOST, POOL, USER, VM};
+use super::{auth, ha_plan, membership, now_ms, vm, Server, Transport};
+use crate::model::classes::{HOST, POOL, USER, VM, VM_METRICS};
 use crate::model::errors::code;
 use crate::model::messages::MessageDecl;
 use crate::model::{Access, ApiError, Role, Value};
@@ -104,13 +104,22 @@ pub async fn call(
                 .unwrap_or_else(|e| e.into_inner()) = now_ms() + seconds as u64 * 1000;
             Ok(Value::void())
         }
-        (
-            "pool",
-            "ha_compute_max_host_failures_to_tolerate"
-            | "ha_compute_hypothetical_max_host_failures_to_tolerate"
-            | "ha_failover_plan_exists"
-            | "ha_compute_vm_failover_plan",
-        ) => Err(not_implemented(decl)),
+        ("pool", "ha_compute_max_host_failures_to_tolerate") => ha_plan::max_failures(server),
+        ("pool", "ha_compute_hypothetical_max_host_failures_to_tolerate") => {
+            ha_plan::hypothetical_max_failures(server, &args[0])
+        }
+        ("pool", "ha_failover_plan_exists") => {
+            ha_plan::plan_exists(server, args[0].as_int().unwrap_or(0))
+        }
+        ("pool", "ha_compute_vm_failover_plan") => ha_plan::vm_failover_plan(server, &args[0]),
+        ("host", "compute_free_memory") => {
+            let host = str_arg(&args, 0);
+            let t = server.db.read();
+            if t.get(HOST.name, &host).is_none() {
+                return Err(ApiError::handle_invalid(HOST.name, &host));
+            }
+            Ok(Value::Int(vm::host_free_memory(&*t, &host)))
+        }
 
         // ---- emergency mode ----
         ("pool", "emergency_transition_to_master") => {
@@ -288,7 +297,8 @@ pub async fn call(
             // everything else starts at its default; keys that are not RW fields are ignored.
             let given = args[0].as_struct().cloned().unwrap_or_default();
             let r = server.db.write(|t| {
-                let vm = t.create(&VM, []);
+                let metrics = t.create(&VM_METRICS, []);
+                let vm = t.create(&VM, [("metrics", Value::Str(metrics))]);
                 for f in VM.stored_fields().filter(|f| f.access == Access::RW) {
                     if let Some(v) = given.get(f.name) {
                         let v = f.ty.coerce(v).map_err(|_| ApiError::field_type(f.name))?;
@@ -314,6 +324,14 @@ pub async fn call(
                         "VM_BAD_POWER_STATE",
                         [vm.as_str(), "halted", &state.to_lowercase()],
                     ));
+                }
+                let metrics = rec
+                    .get("metrics")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_string();
+                if t.get(VM_METRICS.name, &metrics).is_some() {
+                    t.delete(&VM_METRICS, &metrics)?;
                 }
                 t.delete(&VM, &vm)
             })?;

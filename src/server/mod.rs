@@ -1,5 +1,5 @@
 //! The XenAPI server: HTTP routes ([`http`]), sessions and authentication ([`auth`]), and the
-//! dispatch of API calls onto the pool database ([`dispatch`], [`generic`], [`explicit`]).
+//! dispatch of API calls onto the pool database ([`dispatch`], and the private `generic` and `explicit`).
 //!
 //! The server never formats text for people; it answers with values and API errors. It does
 //! not own sockets either: the daemon binds listeners and hands each connection's transport
@@ -9,6 +9,7 @@ pub mod auth;
 pub mod dispatch;
 mod explicit;
 mod generic;
+pub mod ha_plan;
 pub mod http;
 pub mod membership;
 pub mod peer;

@@ -9,7 +9,7 @@
 use std::time::Duration;
 
 use super::Server;
-use crate::model::classes::{HOST, HOST_METRICS, VM};
+use crate::model::classes::{HOST, HOST_METRICS, VM, VM_METRICS};
 use crate::model::{ApiError, Record, Value, NULL_REF};
 use crate::pool::{Tables, Txn, View};
 
@@ -125,6 +125,26 @@ fn set_residence(t: &mut Txn<'_>, vm: &str, host: &str, power_state: &str) -> Re
         r.insert("power_state".into(), Value::str(power_state));
         r.insert("resident_on".into(), Value::str(resident_on));
     })?;
+    // What the guest has: its static maximum and its boot VCPUs while it runs, nothing halted.
+    let rec = t.get(VM.name, vm).cloned().expect("just updated");
+    let metrics = str_field(&rec, "metrics").to_string();
+    if t.get(VM_METRICS.name, &metrics).is_some() {
+        let running = power_state != "Halted";
+        let memory = if running { vm_memory(&rec) } else { 0 };
+        let vcpus = if running {
+            int_field(&rec, "VCPUs_at_startup")
+        } else {
+            0
+        };
+        t.update(&VM_METRICS, &metrics, |m| {
+            m.insert("memory_actual".into(), Value::Int(memory));
+            m.insert("VCPUs_number".into(), Value::Int(vcpus));
+            m.insert(
+                "last_updated".into(),
+                Value::DateTime(super::now_datetime()),
+            );
+        })?;
+    }
     for h in [old_host.as_str(), resident_on] {
         if h == NULL_REF || t.get(HOST.name, h).is_none() {
             continue;

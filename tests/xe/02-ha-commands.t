@@ -39,3 +39,8 @@ $ xe pool-ha-enable heartbeat-sr-uuids=no-such-sr ha-config:timeout=90
 2|type: SR
 2|uuid: no-such-sr
 ? 1
+# Reference case 2 on a one-host pool with nothing protected: xapi bisects up to the number of
+# hosts, so losing the only host is tolerated when there is nothing to restart.
+$ xe pool-ha-compute-max-host-failures-to-tolerate
+1|1
+? 0

@@ -10,8 +10,8 @@ $ xe vm-list params=uuid,name-label,power-state,VCPUs-number,memory-actual
 1|uuid ( RO)             : {vm:web}
 1|       name-label ( RW): web
 1|      power-state ( RO): halted
-1|    memory-actual ( RO): <not in database>
-1|     VCPUs-number ( RO): <not in database>
+1|    memory-actual ( RO): 0
+1|     VCPUs-number ( RO): 0
 1|
 1|
 ? 0

@@ -19,3 +19,12 @@ $ xe vm-start uuid={vm:web}
 $ xe vm-list power-state=running --minimal
 1|{vm:web}
 ? 0
+# What if the running VM were protected? With one host there is nowhere to restart it.
+$ xe pool-ha-compute-hypothetical-max-host-failures-to-tolerate vm-uuid={vm:web} restart-priority=restart
+1|0
+? 0
+$ xe pool-ha-compute-hypothetical-max-host-failures-to-tolerate vm-uuid={vm:web} restart-priority=1
+2|The value given is invalid
+2|field: ha_restart_priority
+2|value: 1
+? 1

@@ -215,24 +215,6 @@ fn parse_for_set(ctx: &mut Ctx, f: &FieldDecl, v: &str) -> Result<Value, CliErro
     })
 }
 
-/// Call `<class>.<m1>`, or `<class>.<m2>` if the server does not know `m1` (xapi names set
-/// adders `add_<f>`; this project's model `add_to_<f>`).
-fn call_either(
-    ctx: &mut Ctx,
-    class: &str,
-    m1: &str,
-    m2: &str,
-    params: &[Value],
-) -> Result<(), CliError> {
-    match ctx.try_call(&format!("{class}.{m1}"), params)? {
-        Ok(_) => Ok(()),
-        Err(e) if e.code == "MESSAGE_METHOD_UNKNOWN" => {
-            ctx.call(&format!("{class}.{m2}"), params).map(|_| ())
-        }
-        Err(e) => Err(CliError::Api(e)),
-    }
-}
-
 pub(super) fn param_set(
     class: &'static ClassDecl,
     cmd: &CommandLine,
@@ -297,13 +279,9 @@ pub(super) fn param_add(
                 "When adding a key to a set, use the syntax: *-param-add param-name=<name> param-key=<key>",
             ));
         };
-        return call_either(
-            ctx,
-            class.name,
-            &format!("add_{}", f.name),
-            &format!("add_to_{}", f.name),
-            &[this, k.into()],
-        );
+        return ctx
+            .call(&format!("{}.add_{}", class.name, f.name), &[this, k.into()])
+            .map(|_| ());
     }
     if is_map(f) && mutable_collection(f) {
         for (k, v) in &cmd.params {
@@ -345,13 +323,12 @@ pub(super) fn param_remove(
         if !get_set(ctx, &o, f).contains(&key) {
             return Err(CliError::failure(format!("Key {key} is not in the set")));
         }
-        return call_either(
-            ctx,
-            class.name,
-            &format!("remove_{}", f.name),
-            &format!("remove_from_{}", f.name),
-            &[this, key.into()],
-        );
+        return ctx
+            .call(
+                &format!("{}.remove_{}", class.name, f.name),
+                &[this, key.into()],
+            )
+            .map(|_| ());
     }
     if is_map(f) {
         if !get_map(ctx, &o, f).iter().any(|(k, _)| *k == key) {
@@ -379,13 +356,11 @@ pub(super) fn param_clear(
     if is_set(f) && mutable_collection(f) {
         let raw = o.rec.get(f.name).cloned().unwrap_or_else(|| f.ty.zero());
         for m in raw.as_array().unwrap_or(&[]) {
-            call_either(
-                ctx,
-                class.name,
-                &format!("remove_{}", f.name),
-                &format!("remove_from_{}", f.name),
+            ctx.call(
+                &format!("{}.remove_{}", class.name, f.name),
                 &[this.clone(), m.clone()],
-            )?;
+            )
+            .map(|_| ())?;
         }
         return Ok(());
     }
