@@ -264,9 +264,41 @@ fn eject_and_forget() {
         let m = ok(local(master, "host.get_metrics", json!([s, dead])));
         ok(local(master, "host_metrics.get_live", json!([s, m]))) == json!(false)
     });
+    let dead_uuid = ok(local(master, "host.get_uuid", json!([s, dead])));
     ok(local(master, "host.destroy", json!([s, dead])));
     assert_eq!(
         ok(local(master, "host.get_all", json!([s]))),
         json!([master_ref])
+    );
+
+    // Every pool event left a message about its host.
+    let messages = ok(local(master, "message.get_all_records", json!([s])));
+    let about = |name: &str, host: &Json| {
+        messages.as_object().unwrap().values().any(|m| {
+            m["name"] == json!(name) && m["obj_uuid"] == *host && m["cls"] == json!("Host")
+        })
+    };
+    assert!(about("HOST_JOINED", &uuid), "{messages}");
+    assert!(about("HOST_EJECTED", &uuid), "{messages}");
+    assert!(about("HOST_NOT_LIVE", &dead_uuid), "{messages}");
+    assert!(about("HOST_FORGOTTEN", &dead_uuid), "{messages}");
+    // And operators can add their own, with xapi's validation.
+    let m = ok(local(
+        master,
+        "message.create",
+        json!([s, "CUSTOM", 3, "Pool", "x", "hello"]),
+    ));
+    assert_eq!(
+        ok(local(master, "message.get_body", json!([s, m]))),
+        json!("hello")
+    );
+    assert_eq!(
+        err(local(
+            master,
+            "message.create",
+            json!([s, "CUSTOM", 3, "Planet", "x", "hi"])
+        ))
+        .0,
+        "FIELD_TYPE_ERROR"
     );
 }

@@ -289,6 +289,21 @@ pub static EXPLICIT: &[MessageDecl] = &[
         "Migrate a VM to another Host.",
     )
     .role(Role::VmPowerAdmin),
+    msg(
+        "message",
+        "create",
+        &[
+            p("name", Ty::String),
+            p("priority", Ty::Int),
+            p("cls", Ty::Enum(&super::classes::MESSAGE_CLASS)),
+            p("obj_uuid", Ty::String),
+            p("body", Ty::String),
+        ],
+        Some(Ty::Ref("message")),
+        "Create a new message.",
+    )
+    .role(Role::PoolOperator),
+    msg("message", "destroy", &[p("self", Ty::Ref("message"))], None, "Destroy the specified message.").role(Role::PoolOperator),
     msg("pool", "eject", &[p("host", Ty::Ref("host"))], None, "Instruct a pool master to eject a host from the pool"),
     msg("host", "destroy", &[p("self", Ty::Ref("host"))], None, "Destroy specified host record in database"),
     internal(

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use super::generic::set_field;
-use super::{auth, ha_plan, membership, now_ms, vm, Server, Transport};
+use super::{alerts, auth, ha_plan, membership, now_ms, vm, Server, Transport};
 use crate::model::classes::{HOST, POOL, USER, VM, VM_METRICS};
 use crate::model::errors::code;
 use crate::model::messages::MessageDecl;
@@ -173,6 +173,23 @@ pub async fn call(
             Ok(Value::void())
         }
         ("host", "evacuate") => vm::evacuate(server, &str_arg(&args, 0)).await,
+        ("message", "create") => server.db.write(|t| {
+            alerts::create(
+                t,
+                &str_arg(&args, 0),
+                args[1].as_int().unwrap_or(5),
+                &str_arg(&args, 2),
+                &str_arg(&args, 3),
+                &str_arg(&args, 4),
+            )
+        }),
+        ("message", "destroy") => {
+            let m = str_arg(&args, 0);
+            server
+                .db
+                .write(|t| t.delete(&crate::model::classes::MESSAGE, &m))?;
+            Ok(Value::void())
+        }
         ("host", "destroy") => membership::forget_host(server, &str_arg(&args, 0)),
         ("pool", "eject") => membership::eject(server, &str_arg(&args, 0)).await,
         ("host", "internal_start_domain") => {

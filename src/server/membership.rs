@@ -27,7 +27,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, oneshot, watch};
 
 use super::peer::{PeerError, Peers};
-use super::Server;
+use super::{alerts, Server};
 use crate::host::inventory;
 use crate::model::classes::{HOST, HOST_CPU, HOST_METRICS, POOL, VM};
 use crate::model::errors::code;
@@ -337,7 +337,29 @@ fn set_live(server: &Server, host: &str, live: bool) {
                 "last_updated".into(),
                 Value::DateTime(super::now_datetime()),
             );
-        })
+        })?;
+        let h = t.get(HOST.name, host).cloned().unwrap_or_default();
+        let (uuid, name) = (str_of(&h, "uuid"), str_of(&h, "name_label"));
+        if live {
+            alerts::raise(
+                t,
+                "HOST_LIVE",
+                alerts::priority::INFO,
+                "Host",
+                uuid,
+                &format!("Server '{name}' is answering the pool master again"),
+            );
+        } else {
+            alerts::raise(
+                t,
+                "HOST_NOT_LIVE",
+                alerts::priority::WARNING,
+                "Host",
+                uuid,
+                &format!("Server '{name}' is not answering the pool master"),
+            );
+        }
+        Ok(())
     });
     if let Err(e) = written {
         tracing::error!(error = %e, "could not record a member's liveness");
@@ -620,6 +642,15 @@ pub fn add_host(server: &Server, info: &str, force: bool) -> Result<Value, ApiEr
         for (r, cpu) in &info.cpus {
             t.put(&HOST_CPU, r, cpu.clone());
         }
+        let (uuid, name) = (str_of(&info.host, "uuid"), str_of(&info.host, "name_label"));
+        alerts::raise(
+            t,
+            "HOST_JOINED",
+            alerts::priority::INFO,
+            "Host",
+            uuid,
+            &format!("Server '{name}' has joined the pool"),
+        );
         Ok(())
     })?;
     let reply = JoinReply {
@@ -693,13 +724,28 @@ fn cpu_compatible(pool: Option<&Value>, joining: Option<&Value>) -> Result<(), A
 
 // ---- leaving ----
 
-/// Delete a host's records (host, metrics, CPUs); VMs recorded on it are halted.
-fn remove_host_records(server: &Server, host: &str) -> Result<(), ApiError> {
+/// Delete a host's records (host, metrics, CPUs), with a message `event` about it; VMs
+/// recorded on it are halted.
+fn remove_host_records(
+    server: &Server,
+    host: &str,
+    event: &str,
+    body: &str,
+) -> Result<(), ApiError> {
     server.db.write(|t| {
         let rec = t
             .get(HOST.name, host)
             .cloned()
             .ok_or_else(|| ApiError::handle_invalid(HOST.name, host))?;
+        let (uuid, name) = (str_of(&rec, "uuid"), str_of(&rec, "name_label"));
+        alerts::raise(
+            t,
+            event,
+            alerts::priority::MINOR,
+            "Host",
+            uuid,
+            &body.replace("{name}", name),
+        );
         let vms: Vec<String> = t
             .base()
             .all(VM.name)
@@ -741,7 +787,12 @@ pub fn forget_host(server: &Server, host: &str) -> Result<Value, ApiError> {
             return Err(ApiError::new("HOST_IS_LIVE", [host]));
         }
     }
-    remove_host_records(server, host)?;
+    remove_host_records(
+        server,
+        host,
+        "HOST_FORGOTTEN",
+        "Server '{name}' was forgotten by the pool",
+    )?;
     Ok(Value::void())
 }
 
@@ -780,7 +831,12 @@ pub async fn eject(server: &Server, host: &str) -> Result<Value, ApiError> {
             PeerError::Api(e) => e,
             PeerError::Unreachable(_) => ApiError::new("HOST_OFFLINE", [host]),
         })?;
-    remove_host_records(server, host)?;
+    remove_host_records(
+        server,
+        host,
+        "HOST_EJECTED",
+        "Server '{name}' was ejected from the pool",
+    )?;
     tracing::info!(host = %address, "host ejected from the pool");
     Ok(Value::void())
 }

@@ -5,6 +5,7 @@
 //! not own sockets either: the daemon binds listeners and hands each connection's transport
 //! ([`Transport`]) to the router, because the local Unix socket trusts its caller as root.
 
+pub mod alerts;
 pub mod auth;
 pub mod dispatch;
 mod explicit;
