@@ -7,6 +7,7 @@ pub mod cpuinfo;
 pub mod domain;
 pub mod inventory;
 pub mod meminfo;
+pub mod storage;
 
 pub use cpuinfo::{parse_cpuinfo, Cpu, CpuSummary};
 pub use meminfo::parse_meminfo_total;

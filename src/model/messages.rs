@@ -304,6 +304,37 @@ pub static EXPLICIT: &[MessageDecl] = &[
     )
     .role(Role::PoolOperator),
     msg("message", "destroy", &[p("self", Ty::Ref("message"))], None, "Destroy the specified message.").role(Role::PoolOperator),
+    msg(
+        "SR",
+        "create",
+        &[
+            p("host", Ty::Ref("host")),
+            p("device_config", SS_MAP),
+            opt("physical_size", Ty::Int, "0"),
+            p("name_label", Ty::String),
+            opt("name_description", Ty::String, ""),
+            p("type", Ty::String),
+            opt("content_type", Ty::String, ""),
+            opt("shared", Ty::Bool, "false"),
+            opt("sm_config", SS_MAP, ""),
+        ],
+        Some(Ty::Ref("SR")),
+        "Create a new Storage Repository and introduce it into the managed system, creating both SR record and PBD record to attach it to current host (with specified device_config parameters)",
+    )
+    .role(Role::PoolOperator),
+    msg("SR", "destroy", &[p("sr", Ty::Ref("SR"))], None, "Destroy specified SR, removing SR-record from database and remove SR from disk. (In order to affect this operation the appropriate device_config is read from the specified SR's PBD on current host)").role(Role::PoolOperator),
+    msg("SR", "forget", &[p("sr", Ty::Ref("SR"))], None, "Removing specified SR-record from database, without attempting to remove SR from disk").role(Role::PoolOperator),
+    msg("PBD", "plug", &[p("self", Ty::Ref("PBD"))], None, "Activate the specified PBD, causing the referenced SR to be attached and scanned").role(Role::PoolOperator),
+    msg("PBD", "unplug", &[p("self", Ty::Ref("PBD"))], None, "Deactivate the specified PBD, causing the referenced SR to be detached and nolonger scanned").role(Role::PoolOperator),
+    msg("VDI", "create", &[p("args", Ty::Record("VDI"))], Some(Ty::Ref("VDI")), "Create a new VDI instance, and return its handle.").role(Role::VmAdmin),
+    msg("VDI", "destroy", &[p("self", Ty::Ref("VDI"))], None, "Destroy the specified VDI.").role(Role::VmAdmin),
+    internal(
+        "host",
+        "internal_storage",
+        &[p("secret", Ty::String), p("op", Ty::String)],
+        Some(Ty::String),
+        "Pool-internal: run a storage operation on this host.",
+    ),
     msg("pool", "eject", &[p("host", Ty::Ref("host"))], None, "Instruct a pool master to eject a host from the pool"),
     msg("host", "destroy", &[p("self", Ty::Ref("host"))], None, "Destroy specified host record in database"),
     internal(

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use super::generic::set_field;
-use super::{alerts, auth, ha_plan, membership, now_ms, vm, Server, Transport};
+use super::{alerts, auth, ha_plan, membership, now_ms, storage, vm, Server, Transport};
 use crate::model::classes::{HOST, POOL, USER, VM, VM_METRICS};
 use crate::model::errors::code;
 use crate::model::messages::MessageDecl;
@@ -173,6 +173,32 @@ pub async fn call(
             Ok(Value::void())
         }
         ("host", "evacuate") => vm::evacuate(server, &str_arg(&args, 0)).await,
+        ("SR", "create") => {
+            let text = |i: usize| str_arg(&args, i);
+            storage::create(
+                server,
+                &text(0),
+                &args[1],
+                &text(3),
+                &text(4),
+                &text(5),
+                &text(6),
+                args[7].as_bool().unwrap_or(false),
+                &args[8],
+            )
+            .await
+        }
+        ("SR", "destroy" | "forget") => {
+            storage::remove(server, &str_arg(&args, 0), decl.name == "forget")
+        }
+        ("PBD", "plug" | "unplug") => {
+            storage::plug(server, &str_arg(&args, 0), decl.name == "plug").await
+        }
+        ("VDI", "create") => storage::create_vdi(server, &args[0]).await,
+        ("VDI", "destroy") => storage::destroy_vdi(server, &str_arg(&args, 0)).await,
+        ("host", "internal_storage") => {
+            storage::internal(server, &str_arg(&args, 0), &str_arg(&args, 1))
+        }
         ("message", "create") => server.db.write(|t| {
             alerts::create(
                 t,

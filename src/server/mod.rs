@@ -14,6 +14,7 @@ pub mod ha_plan;
 pub mod http;
 pub mod membership;
 pub mod peer;
+pub mod storage;
 pub mod vm;
 
 use std::path::PathBuf;
