@@ -6,6 +6,7 @@
 //! commands, each a call or two, are here.
 
 mod generic;
+mod pool;
 mod select;
 
 pub use generic::bytes_of_string;
@@ -214,6 +215,19 @@ pub fn run(
         Op::HostEvacuate => select::host_evacuate(cmd, ctx),
         Op::HostDisable => select::host_disable(cmd, ctx),
         Op::HostEnable => select::host_enable(cmd, ctx),
+        Op::PoolJoin => pool::pool_join(cmd, ctx, p),
+        Op::PoolEject => pool::pool_eject(cmd, ctx, p),
+        Op::HostForget => pool::host_forget(cmd, ctx, p),
+        Op::VmShutdown => select::vm_shutdown(cmd, ctx),
+        Op::VmReboot => select::vm_reboot(cmd, ctx),
+        Op::VmDestroy => pool::vm_destroy(cmd, ctx),
+        Op::VmMigrate => select::vm_migrate(cmd, ctx),
+        Op::VmCreate => pool::vm_create(cmd, ctx, p),
+        Op::UserAdd => pool::user_add(cmd, ctx, p),
+        Op::UserList => pool::user_list(cmd, ctx, p),
+        Op::UserRemove => pool::user_remove(cmd, ctx),
+        Op::UserSetRole => pool::user_set_role(cmd, ctx),
+        Op::UserSetPassword => pool::user_set_password(cmd, ctx),
     }
 }
 
