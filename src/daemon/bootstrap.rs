@@ -205,6 +205,16 @@ pub fn ensure_root_password(server: &Server, config: &Config) -> Result<(), Daem
         }
         return Ok(());
     }
+    // A host ejected from a pool kept its root credential aside; it is root's again.
+    if let Some(credential) = inventory::take_kept_root_credential(&config.state_dir)
+        .map_err(io("reading the kept root credential"))?
+    {
+        auth::restore_credential(server, "root", credential, crate::model::Role::PoolAdmin)?;
+        inventory::remove_kept_root_credential(&config.state_dir)
+            .map_err(io("removing the kept root credential"))?;
+        tracing::info!("root keeps the password it had in the pool it was ejected from");
+        return Ok(());
+    }
     let password = if let Some(path) = &config.root_password_file {
         let text =
             std::fs::read_to_string(path).map_err(io(format!("reading {}", path.display())))?;

@@ -73,6 +73,31 @@ pub fn write_secret(dir: &Path, secret: &str) -> std::io::Result<()> {
     write_atomic(dir, SECRET, format!("{secret}\n").as_bytes())
 }
 
+const KEPT_ROOT: &str = "root-credential";
+
+/// Keep root's credential across a reset of the pool database (an ejected host keeps its root
+/// password, as a XenServer host does).
+pub fn write_kept_root_credential(dir: &Path, credential: &[u8]) -> std::io::Result<()> {
+    write_atomic(dir, KEPT_ROOT, credential)
+}
+
+/// Take the kept root credential, if any (it is removed once read).
+pub fn take_kept_root_credential(dir: &Path) -> std::io::Result<Option<Vec<u8>>> {
+    match std::fs::read(dir.join(KEPT_ROOT)) {
+        Ok(bytes) => Ok(Some(bytes)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// Forget the kept root credential once it is back in the database.
+pub fn remove_kept_root_credential(dir: &Path) -> std::io::Result<()> {
+    match std::fs::remove_file(dir.join(KEPT_ROOT)) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
+        _ => Ok(()),
+    }
+}
+
 fn write_atomic(dir: &Path, name: &str, bytes: &[u8]) -> std::io::Result<()> {
     let tmp = dir.join(format!("{name}.tmp"));
     let mut f = std::fs::OpenOptions::new()

@@ -682,6 +682,7 @@ pub static VM: ClassDecl = ClassDecl {
         rw("memory_static_min", "memory-static-min", Ty::Int, "Statically-set (i.e. absolute) mininum (bytes). The value of this field indicates the least amount of memory this VM can boot with without crashing.").default("1073741824"),
         rw("VCPUs_max", "VCPUs-max", Ty::Int, "Max number of VCPUs").default("1"),
         rw("VCPUs_at_startup", "VCPUs-at-startup", Ty::Int, "Boot number of VCPUs").default("1"),
+        ro("last_boot_CPU_flags", "last-boot-CPU-flags", SS_MAP, "describes the CPU flags on which the VM was last booted"),
         ro("resident_on", "resident-on", Ty::Ref("host"), "the host the VM is currently resident on"),
         rw("affinity", "affinity", Ty::Ref("host"), "A host which the VM has some affinity for (or NULL). This is used as a hint to the start call when it decides where to run the VM. Resource constraints may cause the VM to be started elsewhere."),
         other_config(),

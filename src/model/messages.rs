@@ -281,6 +281,37 @@ pub static EXPLICIT: &[MessageDecl] = &[
         Some(Ty::String),
         "Pool-internal: add a joining host to this master's pool and return the pool's state.",
     ),
+    msg(
+        "VM",
+        "pool_migrate",
+        &[p("vm", Ty::Ref("VM")), p("host", Ty::Ref("host")), p("options", SS_MAP)],
+        None,
+        "Migrate a VM to another Host.",
+    )
+    .role(Role::VmPowerAdmin),
+    msg("pool", "eject", &[p("host", Ty::Ref("host"))], None, "Instruct a pool master to eject a host from the pool"),
+    msg("host", "destroy", &[p("self", Ty::Ref("host"))], None, "Destroy specified host record in database"),
+    internal(
+        "host",
+        "internal_start_domain",
+        &[p("secret", Ty::String), p("vm", Ty::String), p("command", Ty::String)],
+        None,
+        "Pool-internal: start the domain of a VM (by UUID) on this host; an empty command means an in-daemon domain.",
+    ),
+    internal(
+        "host",
+        "internal_stop_domain",
+        &[p("secret", Ty::String), p("vm", Ty::String), p("grace_ms", Ty::Int)],
+        None,
+        "Pool-internal: stop the domain of a VM (by UUID) on this host.",
+    ),
+    internal(
+        "pool",
+        "internal_eject",
+        &[p("secret", Ty::String)],
+        None,
+        "Pool-internal: this host has been ejected; forget the pool and restart as a new one-host pool.",
+    ),
     internal(
         "pool",
         "internal_member_ready",

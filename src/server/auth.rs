@@ -72,6 +72,33 @@ pub fn set_password(
     })
 }
 
+/// Put back a credential kept from an earlier database (an ejected host's root).
+pub fn restore_credential(
+    server: &Server,
+    user: &str,
+    credential: Vec<u8>,
+    role: Role,
+) -> Result<(), ApiError> {
+    server.db.write(|t| {
+        if !t
+            .base()
+            .all(USER.name)
+            .any(|(_, r)| r["short_name"].as_str() == Some(user))
+        {
+            t.create(
+                &USER,
+                [
+                    ("short_name", Value::str(user)),
+                    ("fullname", Value::str(user)),
+                    ("role", Value::str(role.name())),
+                ],
+            );
+        }
+        t.set_credential(user, credential);
+        Ok(())
+    })
+}
+
 /// Delete a local user, its credential and its sessions.
 pub fn remove_user(server: &Server, user: &str, name: &str) -> Result<(), ApiError> {
     server.db.write(|t| {

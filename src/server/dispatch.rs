@@ -98,4 +98,5 @@ pub fn runs_on_members(method: &str) -> bool {
             | "host.is_in_emergency_mode"
             | "host.get_local_database_generation"
     ) || method.starts_with("pool.internal_")
+        || method.starts_with("host.internal_")
 }

@@ -172,44 +172,56 @@ pub async fn call(
             })?;
             Ok(Value::void())
         }
-        ("host", "evacuate") => {
-            let host = str_arg(&args, 0);
-            let t = server.db.read();
-            let rec = t
-                .get(HOST.name, &host)
-                .ok_or_else(|| ApiError::handle_invalid(HOST.name, &host))?;
-            let resident = rec
-                .get("resident_VMs")
-                .and_then(Value::as_array)
-                .map_or(0, <[Value]>::len);
-            let other_hosts = t.all(HOST.name).filter(|(r, _)| **r != host).count();
-            match (resident, other_hosts) {
-                (0, _) => Ok(Value::void()),
-                // Nowhere to go: the pool has no other host.
-                (_, 0) => Err(ApiError::new::<String>("NO_HOSTS_AVAILABLE", [])),
-                _ => Err(not_implemented(decl)),
-            }
+        ("host", "evacuate") => vm::evacuate(server, &str_arg(&args, 0)).await,
+        ("host", "destroy") => membership::forget_host(server, &str_arg(&args, 0)),
+        ("pool", "eject") => membership::eject(server, &str_arg(&args, 0)).await,
+        ("host", "internal_start_domain") => {
+            server.membership.check_secret(&str_arg(&args, 0))?;
+            let command = str_arg(&args, 2);
+            server
+                .domains
+                .start(
+                    &str_arg(&args, 1),
+                    (!command.is_empty()).then_some(command.as_str()),
+                )
+                .map_err(ApiError::internal)?;
+            Ok(Value::void())
         }
+        ("host", "internal_stop_domain") => {
+            server.membership.check_secret(&str_arg(&args, 0))?;
+            let grace =
+                std::time::Duration::from_millis(args[2].as_int().unwrap_or(0).max(0) as u64);
+            server.domains.stop(&str_arg(&args, 1), grace);
+            Ok(Value::void())
+        }
+        ("pool", "internal_eject") => membership::ejected(server, &str_arg(&args, 0)),
 
         // ---- VMs ----
-        ("VM", "start") => vm::start(
-            server,
-            &str_arg(&args, 0),
-            None,
-            args[1].as_bool().unwrap_or(false),
-        ),
-        ("VM", "start_on") => vm::start(
-            server,
-            &str_arg(&args, 0),
-            Some(&str_arg(&args, 1)),
-            args[2].as_bool().unwrap_or(false),
-        ),
+        ("VM", "start") => {
+            vm::start(
+                server,
+                &str_arg(&args, 0),
+                None,
+                args[1].as_bool().unwrap_or(false),
+            )
+            .await
+        }
+        ("VM", "start_on") => {
+            vm::start(
+                server,
+                &str_arg(&args, 0),
+                Some(&str_arg(&args, 1)),
+                args[2].as_bool().unwrap_or(false),
+            )
+            .await
+        }
         ("VM", "clean_shutdown" | "hard_shutdown") => {
-            vm::shutdown(server, &str_arg(&args, 0), decl.name == "hard_shutdown")
+            vm::shutdown(server, &str_arg(&args, 0), decl.name == "hard_shutdown").await
         }
         ("VM", "clean_reboot" | "hard_reboot") => {
-            vm::reboot(server, &str_arg(&args, 0), decl.name == "hard_reboot")
+            vm::reboot(server, &str_arg(&args, 0), decl.name == "hard_reboot").await
         }
+        ("VM", "pool_migrate") => vm::migrate(server, &str_arg(&args, 0), &str_arg(&args, 1)).await,
         // ---- pool membership ----
         ("pool", "join" | "join_force") => {
             let force = decl.name == "join_force";

@@ -690,3 +690,136 @@ fn cpu_compatible(pool: Option<&Value>, joining: Option<&Value>) -> Result<(), A
     }
     Ok(())
 }
+
+// ---- leaving ----
+
+/// Delete a host's records (host, metrics, CPUs); VMs recorded on it are halted.
+fn remove_host_records(server: &Server, host: &str) -> Result<(), ApiError> {
+    server.db.write(|t| {
+        let rec = t
+            .get(HOST.name, host)
+            .cloned()
+            .ok_or_else(|| ApiError::handle_invalid(HOST.name, host))?;
+        let vms: Vec<String> = t
+            .base()
+            .all(VM.name)
+            .filter(|(_, v)| str_of(v, "resident_on") == host)
+            .map(|(r, _)| r.clone())
+            .collect();
+        for vm in vms {
+            t.update(&VM, &vm, |v| {
+                v.insert("power_state".into(), Value::str("Halted"));
+                v.insert("resident_on".into(), Value::str(crate::model::NULL_REF));
+            })?;
+        }
+        for cpu in rec["host_CPUs"].as_array().unwrap_or_default() {
+            if let Some(c) = cpu.as_str().filter(|c| t.get(HOST_CPU.name, c).is_some()) {
+                t.delete(&HOST_CPU, c)?;
+            }
+        }
+        let metrics = str_of(&rec, "metrics");
+        if t.get(HOST_METRICS.name, metrics).is_some() {
+            t.delete(&HOST_METRICS, metrics)?;
+        }
+        t.delete(&HOST, host)
+    })?;
+    server.membership.mark_reachable(host, true);
+    Ok(())
+}
+
+/// `host.destroy` (xe host-forget): drop a dead member from the pool.
+pub fn forget_host(server: &Server, host: &str) -> Result<Value, ApiError> {
+    if host == server.this_host {
+        return Err(ApiError::new("HOST_CANNOT_DESTROY_SELF", [host]));
+    }
+    {
+        let t = server.db.read();
+        let rec = t
+            .get(HOST.name, host)
+            .ok_or_else(|| ApiError::handle_invalid(HOST.name, host))?;
+        if t.field(HOST_METRICS.name, str_of(rec, "metrics"), "live") == Some(&Value::Bool(true)) {
+            return Err(ApiError::new("HOST_IS_LIVE", [host]));
+        }
+    }
+    remove_host_records(server, host)?;
+    Ok(Value::void())
+}
+
+/// `pool.eject`: tell a member to leave (it forgets the pool and restarts alone), then forget it.
+pub async fn eject(server: &Server, host: &str) -> Result<Value, ApiError> {
+    let address = {
+        let t = server.db.read();
+        if t.all(POOL.name)
+            .any(|(_, p)| p.get("ha_enabled") == Some(&Value::Bool(true)))
+        {
+            return Err(ApiError::new::<String>(code::HA_IS_ENABLED, []));
+        }
+        if host == server.this_host {
+            return Err(ApiError::new("HOST_CANNOT_DESTROY_SELF", [host]));
+        }
+        let rec = t
+            .get(HOST.name, host)
+            .ok_or_else(|| ApiError::handle_invalid(HOST.name, host))?;
+        if let Some((vm, _)) = t
+            .all(VM.name)
+            .find(|(_, v)| str_of(v, "resident_on") == host && str_of(v, "power_state") != "Halted")
+        {
+            return Err(ApiError::new("HOST_IN_USE", [host, "VM", vm.as_str()]));
+        }
+        str_of(rec, "address").to_string()
+    };
+    let m = &server.membership;
+    m.peers
+        .call(
+            &address,
+            "pool.internal_eject",
+            vec![Value::str(m.secret())],
+        )
+        .await
+        .map_err(|e| match e {
+            PeerError::Api(e) => e,
+            PeerError::Unreachable(_) => ApiError::new("HOST_OFFLINE", [host]),
+        })?;
+    remove_host_records(server, host)?;
+    tracing::info!(host = %address, "host ejected from the pool");
+    Ok(Value::void())
+}
+
+/// `pool.internal_eject` on the member: keep this host's identity and root password, forget
+/// the pool, and exit so the service manager restarts the daemon as a new one-host pool (xapi
+/// reboots an ejected host).
+pub fn ejected(server: &Server, secret: &str) -> Result<Value, ApiError> {
+    server.membership.check_secret(secret)?;
+    not_a_member(server)?;
+    let Some(dir) = server.config.state_dir.clone() else {
+        return Err(ApiError::internal("no state directory to reset"));
+    };
+    let uuid = server
+        .db
+        .read()
+        .field(HOST.name, &server.this_host, "uuid")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string();
+    if let Some(root) = server.db.read().credential("root") {
+        inventory::write_kept_root_credential(&dir, root).map_err(ApiError::internal)?;
+    }
+    inventory::write(
+        &dir,
+        &inventory::Inventory {
+            installation_uuid: uuid,
+            master_address: None,
+        },
+    )
+    .map_err(ApiError::internal)?;
+    for stale in ["pool.db", "pool-secret"] {
+        let _ = std::fs::remove_file(dir.join(stale));
+    }
+    tracing::warn!("ejected from the pool: restarting as a new one-host pool");
+    std::thread::spawn(|| {
+        // Let the answer reach the master first.
+        std::thread::sleep(Duration::from_millis(300));
+        std::process::exit(0);
+    });
+    Ok(Value::void())
+}

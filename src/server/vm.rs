@@ -8,6 +8,7 @@
 
 use std::time::Duration;
 
+use super::peer::PeerError;
 use super::Server;
 use crate::model::classes::{HOST, HOST_METRICS, VM, VM_METRICS};
 use crate::model::{ApiError, Record, Value, NULL_REF};
@@ -180,8 +181,154 @@ fn set_residence(t: &mut Txn<'_>, vm: &str, host: &str, power_state: &str) -> Re
     Ok(())
 }
 
+/// Why a peer call about a domain failed, as an API error about that host.
+fn peer_error(host: &str) -> impl FnOnce(PeerError) -> ApiError + '_ {
+    move |e| match e {
+        PeerError::Api(e) => e,
+        PeerError::Unreachable(why) => {
+            tracing::warn!(host, %why, "host unreachable");
+            ApiError::new("HOST_OFFLINE", [host])
+        }
+    }
+}
+
+fn host_address(server: &Server, host: &str) -> Result<String, ApiError> {
+    server
+        .db
+        .read()
+        .field(HOST.name, host, "address")
+        .and_then(Value::as_str)
+        .map(str::to_string)
+        .ok_or_else(|| ApiError::handle_invalid(HOST.name, host))
+}
+
+/// Start a VM's domain on `host`: here, or by asking that host's daemon.
+async fn start_domain(
+    server: &Server,
+    host: &str,
+    uuid: &str,
+    command: Option<&str>,
+) -> Result<(), ApiError> {
+    if host == server.this_host {
+        return server
+            .domains
+            .start(uuid, command)
+            .map_err(ApiError::internal);
+    }
+    let address = host_address(server, host)?;
+    let m = &server.membership;
+    let params = vec![
+        Value::str(m.secret()),
+        Value::str(uuid),
+        Value::str(command.unwrap_or("")),
+    ];
+    m.peers
+        .call(&address, "host.internal_start_domain", params)
+        .await
+        .map(|_| ())
+        .map_err(peer_error(host))
+}
+
+/// Stop a VM's domain on `host`: here, or by asking that host's daemon.
+async fn stop_domain(
+    server: &Server,
+    host: &str,
+    uuid: &str,
+    grace: Duration,
+) -> Result<(), ApiError> {
+    if host == server.this_host {
+        server.domains.stop(uuid, grace);
+        return Ok(());
+    }
+    let address = host_address(server, host)?;
+    let m = &server.membership;
+    let params = vec![
+        Value::str(m.secret()),
+        Value::str(uuid),
+        Value::Int(grace.as_millis() as i64),
+    ];
+    m.peers
+        .call(&address, "host.internal_stop_domain", params)
+        .await
+        .map(|_| ())
+        .map_err(peer_error(host))
+}
+
+fn command_of(rec: &Record) -> Option<String> {
+    rec.get("other_config")
+        .and_then(Value::as_struct)
+        .and_then(|m| m.get("command"))
+        .and_then(Value::as_str)
+        .map(str::to_string)
+}
+
+/// A host's CPU as a VM booted on it records it: vendor and flags.
+fn boot_cpu_flags(t: &impl View, host: &str) -> Value {
+    let info = t
+        .record(HOST.name, host)
+        .and_then(|h| h.get("cpu_info"))
+        .and_then(Value::as_struct);
+    let get = |k: &str| {
+        info.and_then(|m| m.get(k))
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string()
+    };
+    Value::string_map([("vendor", get("vendor")), ("features", get("flags"))])
+}
+
+/// Why a running VM cannot move to `host`'s CPU, or `None`: the same vendor, and every flag the
+/// VM booted with.
+fn cpu_refusal(t: &impl View, vm_ref: &str, vm: &Record, host: &str) -> Option<ApiError> {
+    let booted = vm.get("last_boot_CPU_flags").and_then(Value::as_struct)?;
+    let get = |m: &indexmap::IndexMap<String, Value>, k: &str| {
+        m.get(k)
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string()
+    };
+    let (vendor, features) = (get(booted, "vendor"), get(booted, "features"));
+    let target = boot_cpu_flags(t, host);
+    let target = target.as_struct()?;
+    if vendor != get(target, "vendor") {
+        let reason = format!(
+            "the VM booted on a {vendor} CPU; the host's is {}",
+            get(target, "vendor")
+        );
+        return Some(ApiError::new(
+            "VM_INCOMPATIBLE_WITH_THIS_HOST",
+            [vm_ref, host, reason.as_str()],
+        ));
+    }
+    let have: std::collections::HashSet<&str> = target
+        .get("features")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .split_whitespace()
+        .collect();
+    let missing: Vec<&str> = features
+        .split_whitespace()
+        .filter(|f| !have.contains(f))
+        .collect();
+    (!missing.is_empty()).then(|| {
+        let reason = format!(
+            "the host lacks CPU features the VM uses: {}",
+            missing.join(" ")
+        );
+        ApiError::new(
+            "VM_INCOMPATIBLE_WITH_THIS_HOST",
+            [vm_ref, host, reason.as_str()],
+        )
+    })
+}
+
 /// `VM.start` / `VM.start_on`.
-pub fn start(server: &Server, vm: &str, on: Option<&str>, paused: bool) -> Result<Value, ApiError> {
+pub async fn start(
+    server: &Server,
+    vm: &str,
+    on: Option<&str>,
+    paused: bool,
+) -> Result<Value, ApiError> {
     let (host, command, uuid) = {
         let t = server.db.read();
         let rec = t
@@ -200,25 +347,9 @@ pub fn start(server: &Server, vm: &str, on: Option<&str>, paused: bool) -> Resul
             }
             None => choose_host(&t, rec)?,
         };
-        let command = rec
-            .get("other_config")
-            .and_then(Value::as_struct)
-            .and_then(|m| m.get("command"))
-            .and_then(Value::as_str)
-            .map(str::to_string);
-        (host, command, str_field(rec, "uuid").to_string())
+        (host, command_of(rec), str_field(rec, "uuid").to_string())
     };
-    if host != server.this_host {
-        // Domains of other hosts are started by their own daemons (pool support).
-        return Err(ApiError::new(
-            "NOT_IMPLEMENTED",
-            ["VM.start on another host"],
-        ));
-    }
-    server
-        .domains
-        .start(&uuid, command.as_deref())
-        .map_err(ApiError::internal)?;
+    start_domain(server, &host, &uuid, command.as_deref()).await?;
     let state = if paused { "Paused" } else { "Running" };
     let committed = server.db.write(|t| {
         // Re-check under the writer lock: another start may have taken the memory meanwhile.
@@ -230,10 +361,12 @@ pub fn start(server: &Server, vm: &str, on: Option<&str>, paused: bool) -> Resul
         if let Some(e) = cannot_start_on(t.base(), &rec, &host) {
             return Err(e);
         }
+        let flags = boot_cpu_flags(t, &host);
+        t.set(&VM, vm, "last_boot_CPU_flags", flags)?;
         set_residence(t, vm, &host, state)
     });
     if let Err(e) = committed {
-        server.domains.stop(&uuid, Duration::ZERO);
+        let _ = stop_domain(server, &host, &uuid, Duration::ZERO).await;
         return Err(e);
     }
     tracing::info!(vm = %uuid, host = %host, "VM started");
@@ -241,23 +374,29 @@ pub fn start(server: &Server, vm: &str, on: Option<&str>, paused: bool) -> Resul
 }
 
 /// `VM.clean_shutdown` / `VM.hard_shutdown`.
-pub fn shutdown(server: &Server, vm: &str, hard: bool) -> Result<Value, ApiError> {
-    let uuid = {
+pub async fn shutdown(server: &Server, vm: &str, hard: bool) -> Result<Value, ApiError> {
+    let (uuid, host) = {
         let t = server.db.read();
         let rec = t
             .get(VM.name, vm)
             .ok_or_else(|| ApiError::handle_invalid(VM.name, vm))?;
         check_power_state(vm, rec, &["Running", "Paused"], "running")?;
-        str_field(rec, "uuid").to_string()
+        (
+            str_field(rec, "uuid").to_string(),
+            str_field(rec, "resident_on").to_string(),
+        )
     };
-    server.domains.stop(
+    stop_domain(
+        server,
+        &host,
         &uuid,
         if hard {
             Duration::ZERO
         } else {
             CLEAN_SHUTDOWN_GRACE
         },
-    );
+    )
+    .await?;
     server
         .db
         .write(|t| set_residence(t, vm, NULL_REF, "Halted"))?;
@@ -266,33 +405,131 @@ pub fn shutdown(server: &Server, vm: &str, hard: bool) -> Result<Value, ApiError
 }
 
 /// `VM.clean_reboot` / `VM.hard_reboot`: the domain restarts in place.
-pub fn reboot(server: &Server, vm: &str, hard: bool) -> Result<Value, ApiError> {
-    let (uuid, command) = {
+pub async fn reboot(server: &Server, vm: &str, hard: bool) -> Result<Value, ApiError> {
+    let (uuid, command, host) = {
         let t = server.db.read();
         let rec = t
             .get(VM.name, vm)
             .ok_or_else(|| ApiError::handle_invalid(VM.name, vm))?;
         check_power_state(vm, rec, &["Running"], "running")?;
-        let command = rec
-            .get("other_config")
-            .and_then(Value::as_struct)
-            .and_then(|m| m.get("command"))
-            .and_then(Value::as_str)
-            .map(str::to_string);
-        (str_field(rec, "uuid").to_string(), command)
+        (
+            str_field(rec, "uuid").to_string(),
+            command_of(rec),
+            str_field(rec, "resident_on").to_string(),
+        )
     };
-    server.domains.stop(
+    stop_domain(
+        server,
+        &host,
         &uuid,
         if hard {
             Duration::ZERO
         } else {
             CLEAN_SHUTDOWN_GRACE
         },
-    );
-    server
-        .domains
-        .start(&uuid, command.as_deref())
-        .map_err(ApiError::internal)?;
+    )
+    .await?;
+    start_domain(server, &host, &uuid, command.as_deref()).await?;
+    Ok(Value::void())
+}
+
+/// `VM.pool_migrate`: move a running VM to another host. The new domain starts before the old
+/// one stops, so the move is live; a refusal leaves the VM where it was.
+pub async fn migrate(server: &Server, vm: &str, target: &str) -> Result<Value, ApiError> {
+    let (source, uuid, command) = {
+        let t = server.db.read();
+        let rec = t
+            .get(VM.name, vm)
+            .ok_or_else(|| ApiError::handle_invalid(VM.name, vm))?;
+        check_power_state(vm, rec, &["Running"], "running")?;
+        let source = str_field(rec, "resident_on").to_string();
+        if source == target {
+            return Err(ApiError::new(
+                "OPERATION_NOT_ALLOWED",
+                ["The VM is already resident on the destination host."],
+            ));
+        }
+        if let Some(e) =
+            cannot_start_on(&t, rec, target).or_else(|| cpu_refusal(&*t, vm, rec, target))
+        {
+            return Err(e);
+        }
+        (source, str_field(rec, "uuid").to_string(), command_of(rec))
+    };
+    start_domain(server, target, &uuid, command.as_deref()).await?;
+    let committed = server.db.write(|t| {
+        let rec = t
+            .get(VM.name, vm)
+            .cloned()
+            .ok_or_else(|| ApiError::handle_invalid(VM.name, vm))?;
+        check_power_state(vm, &rec, &["Running"], "running")?;
+        if let Some(e) = cannot_start_on(t.base(), &rec, target) {
+            return Err(e);
+        }
+        set_residence(t, vm, target, "Running")
+    });
+    if let Err(e) = committed {
+        let _ = stop_domain(server, target, &uuid, Duration::ZERO).await;
+        return Err(e);
+    }
+    if let Err(e) = stop_domain(server, &source, &uuid, Duration::ZERO).await {
+        // The database already says the VM runs on the target; the source host did not answer.
+        tracing::error!(vm = %uuid, error = %e, "could not stop the old domain after a migration");
+    }
+    tracing::info!(vm = %uuid, from = %source, to = %target, "VM migrated");
+    Ok(Value::void())
+}
+
+/// `host.evacuate`: move every running VM off `host`. The whole plan is made first (biggest VM
+/// first, each to the host with most room that takes it); if any VM has nowhere to go nothing
+/// moves.
+pub async fn evacuate(server: &Server, host: &str) -> Result<Value, ApiError> {
+    let plan: Vec<(String, String)> = {
+        let t = server.db.read();
+        if t.get(HOST.name, host).is_none() {
+            return Err(ApiError::handle_invalid(HOST.name, host));
+        }
+        let mut free: Vec<(String, i64)> = t
+            .all(HOST.name)
+            .filter(|(h, _)| *h != host)
+            .filter(|(h, rec)| rec.get("enabled") == Some(&Value::Bool(true)) && host_live(&t, h))
+            .map(|(h, _)| (h.clone(), host_free_memory(&*t, h)))
+            .collect();
+        let mut vms: Vec<(String, Record)> = t
+            .all(VM.name)
+            .filter(|(_, v)| {
+                str_field(v, "resident_on") == host && str_field(v, "power_state") != "Halted"
+            })
+            .map(|(r, v)| (r.clone(), v.clone()))
+            .collect();
+        vms.sort_by_key(|(r, v)| (std::cmp::Reverse(vm_memory(v)), r.clone()));
+        let mut plan = Vec::new();
+        let mut errors = Vec::new();
+        for (r, v) in &vms {
+            let need = vm_memory(v);
+            free.sort_by_key(|(h, f)| (std::cmp::Reverse(*f), h.clone()));
+            match free
+                .iter_mut()
+                .find(|(h, f)| *f >= need && cpu_refusal(&*t, r, v, h).is_none())
+            {
+                Some((h, f)) => {
+                    *f -= need;
+                    plan.push((r.clone(), h.clone()));
+                }
+                None => errors.push(format!(
+                    "{}: no other host can take {need} bytes",
+                    str_field(v, "uuid")
+                )),
+            }
+        }
+        if !errors.is_empty() {
+            return Err(ApiError::new("CANNOT_EVACUATE_HOST", [errors.join("; ")]));
+        }
+        plan
+    };
+    for (vm, target) in plan {
+        migrate(server, &vm, &target).await?;
+    }
     Ok(Value::void())
 }
 

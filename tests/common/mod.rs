@@ -149,6 +149,22 @@ impl TestDaemon {
         }
     }
 
+    /// Wait (bounded) for the daemon to exit on its own, e.g. after being ejected from a pool.
+    pub fn wait_exit(&mut self, limit: Duration) -> ExitStatus {
+        let mut child = self.child.take().expect("daemon running");
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                return status;
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                panic!("xapid did not exit:\n{}", self.log());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// Kill with SIGKILL (no chance to clean up).
     pub fn kill9(&mut self) {
         if let Some(mut child) = self.child.take() {
