@@ -1,5 +1,6 @@
 //! `xe` against a real pool of two `xapid` processes on 127.0.0.1 and 127.0.0.2: `pool-join`
-//! run on the joining host, then what each host's `xe` sees (reference §6 cases 19 and 21).
+//! run on the joining host, then what each host's `xe` sees (reference §6 cases 19 and 21),
+//! `vm-migrate`, `pool-eject` and `host-forget`.
 
 mod common;
 
@@ -225,8 +226,13 @@ fn pool_join_then_each_hosts_view() {
         master_host
     );
 
-    // A VM created and started through the member's socket runs where it was asked to (on
-    // the master: xapid cannot start VMs on members yet).
+    ok(xe(&master, &["host-enable", "--multiple"]));
+    assert_eq!(
+        ok(xe(&member, &["host-list", "params=enabled", "--minimal"])),
+        "true,true\n"
+    );
+
+    // A VM created and started through the member's socket runs where it was asked to.
     let vm = ok(xe(
         &member,
         &["vm-create", "name-label=app", "memory-static-max=1GiB"],
@@ -237,26 +243,28 @@ fn pool_join_then_each_hosts_view() {
         &[
             "vm-start",
             &format!("uuid={vm}"),
-            &format!("on={}", master_host.trim_end()),
+            &format!("on={}", member_host.trim_end()),
         ],
     ));
     assert_eq!(
-        ok(xe(&member, &["vm-list", "params=resident-on", "--minimal"])),
-        master_host
+        ok(xe(&master, &["vm-list", "params=resident-on", "--minimal"])),
+        member_host
     );
     ok(xe(&master, &["vm-shutdown", "vm=app"]));
     ok(xe(&master, &["vm-destroy", &format!("uuid={vm}")]));
     assert_eq!(ok(xe(&member, &["vm-list", "--minimal"])), "\n");
 }
 
-/// `vm-migrate` moves a running VM to the other host (`VM.pool_migrate`), and refuses a move
-/// the target has no memory for with xapi's error text.
+/// `vm-migrate` moves a running VM to the other host (`VM.pool_migrate`), and a move the
+/// target has no memory for is refused with xapi's error text and changes nothing.
 #[test]
-#[ignore = "needs VM.pool_migrate in xapid (being added on main)"]
 fn vm_migrate_moves_a_running_vm() {
-    let (master, member, _) = two_hosts();
+    let port = free_port();
+    let master = TestDaemon::start_at("127.0.0.1", port, &["--memory-total", "8589934592"]);
+    let member = TestDaemon::start_at("127.0.0.2", port, &["--memory-total", "4294967296"]);
     let master_host = ok(xe(&master, &["host-list", "params=uuid", "--minimal"]));
     let member_host = ok(xe(&member, &["host-list", "params=uuid", "--minimal"]));
+    let (master_host, member_host) = (master_host.trim_end(), member_host.trim_end());
     join(&member);
     ok(xe(
         &master,
@@ -264,54 +272,51 @@ fn vm_migrate_moves_a_running_vm() {
     ));
     ok(xe(
         &master,
-        &[
-            "vm-start",
-            "vm=app",
-            &format!("on={}", master_host.trim_end()),
-        ],
+        &["vm-start", "vm=app", &format!("on={master_host}")],
     ));
+    // Through the member's socket, which forwards to the master.
     ok(xe(
-        &master,
+        &member,
         &[
             "vm-migrate",
             "vm=app",
-            &format!("host={}", member_host.trim_end()),
+            &format!("host-uuid={member_host}"),
             "--live",
         ],
     ));
     assert_eq!(
         ok(xe(&master, &["vm-list", "params=resident-on", "--minimal"])),
-        member_host
+        format!("{member_host}\n")
     );
     assert_eq!(
         ok(xe(&master, &["vm-list", "params=power-state", "--minimal"])),
         "running\n"
     );
-    // Too big for any host: refused, and the VM stays where it is.
-    ok(xe(
+
+    // 3.5 GiB cannot join a 1 GiB VM on a 4 GiB host.
+    let big = ok(xe(
         &master,
-        &["vm-create", "name-label=big", "memory-static-max=7GiB"],
+        &["vm-create", "name-label=big", "memory-static-max=3584MiB"],
     ));
+    let big = big.trim_end();
     ok(xe(
         &master,
-        &[
-            "vm-start",
-            "vm=big",
-            &format!("on={}", master_host.trim_end()),
-        ],
+        &["vm-start", "vm=big", &format!("on={master_host}")],
     ));
     let r = xe(
         &master,
-        &[
-            "vm-migrate",
-            "vm=big",
-            &format!("host={}", member_host.trim_end()),
-        ],
+        &["vm-migrate", "vm=big", &format!("host={member_host}")],
     );
     assert_eq!(r.code, 1, "{r:?}");
+    assert_eq!(r.stdout, "");
+    let mut lines = r.stderr.lines();
+    assert_eq!(
+        lines.next(),
+        Some("Not enough server memory is available to perform this operation.")
+    );
+    assert_eq!(lines.next(), Some("needed: 3758096384"));
     assert!(
-        r.stderr
-            .starts_with("Not enough server memory is available to perform this operation.\n"),
+        lines.next().is_some_and(|l| l.starts_with("available: ")),
         "{r:?}"
     );
     assert_eq!(
@@ -319,45 +324,108 @@ fn vm_migrate_moves_a_running_vm() {
             &master,
             &[
                 "vm-list",
-                "name-label=big",
+                &format!("uuid={big}"),
                 "params=resident-on",
                 "--minimal"
             ]
         )),
-        master_host
+        format!("{master_host}\n")
+    );
+
+    // With --multiple, each failure is reported on stdout and the others still move.
+    let r = xe(
+        &master,
+        &[
+            "vm-migrate",
+            "power-state=running",
+            &format!("host={member_host}"),
+            "--multiple",
+        ],
+    );
+    assert_eq!(r.code, 1, "{r:?}");
+    assert!(
+        r.stdout.starts_with(&format!(
+            "operation failed on {big}: Not enough server memory is available to perform this operation.\n"
+        )),
+        "{r:?}"
     );
 }
 
-/// `pool-eject --force` sends a member away (xapi's text, and the master forgets it);
-/// `host-forget --force` drops a dead member's record.
+/// `pool-eject --force` sends a member away (xapi's text; the member leaves and the master
+/// forgets it); `host-forget` refuses a live member and drops a dead one.
 #[test]
-#[ignore = "needs pool.eject and host.destroy in xapid"]
 fn pool_eject_and_host_forget_remove_a_member() {
-    let (master, member, port) = two_hosts();
+    let (master, mut member, port) = two_hosts();
     let master_host = ok(xe(&master, &["host-list", "params=uuid", "--minimal"]));
     let member_host = ok(xe(&member, &["host-list", "params=uuid", "--minimal"]));
+    let member_uuid = member_host.trim_end().to_string();
     join(&member);
-    assert_eq!(
-        ok(xe(
-            &master,
-            &[
-                "pool-eject",
-                &format!("host-uuid={}", member_host.trim_end()),
-                "--force"
-            ],
+
+    let r = xe(
+        &master,
+        &[
+            "pool-eject",
+            &format!("host-uuid={}", master_host.trim_end()),
+            "--force",
+        ],
+    );
+    assert_eq!(r.code, 1, "{r:?}");
+    assert!(
+        r.stderr
+            .starts_with("The pool coordinator host cannot be removed.\nhost: "),
+        "{r:?}"
+    );
+    let r = xe(
+        &master,
+        &["host-forget", &format!("uuid={member_uuid}"), "--force"],
+    );
+    assert_eq!(r.code, 1, "{r:?}");
+    assert!(
+        r.stderr.starts_with(&format!(
+            "This operation cannot be completed because the server is still live.\nhost: {member_uuid} ("
         )),
-        "Specified host will attempt to restart as a master of a new pool in 10. seconds...\n"
+        "{r:?}"
+    );
+
+    assert_eq!(
+        xe(&master, &["pool-eject", &format!("host-uuid={member_uuid}"), "--force"]),
+        Run {
+            stdout: "Specified host will attempt to restart as a master of a new pool in 10. seconds...\n".into(),
+            stderr: String::new(),
+            code: 0
+        }
     );
     assert_eq!(
         ok(xe(&master, &["host-list", "params=uuid", "--minimal"])),
         master_host
     );
+    member.wait_exit(std::time::Duration::from_secs(20));
 
-    // A third host joins, dies and is forgotten.
+    // A third host joins, dies and is forgotten once the master sees it is not live.
     let mut third = TestDaemon::start_at("127.0.0.3", port, &[]);
     let third_host = ok(xe(&third, &["host-list", "params=uuid", "--minimal"]));
     join(&third);
     third.kill9();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let live = ok(xe(
+            &master,
+            &[
+                "host-list",
+                &format!("uuid={}", third_host.trim_end()),
+                "params=host-metrics-live",
+                "--minimal",
+            ],
+        ));
+        if live == "false\n" {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the dead host stays live"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
     ok(xe(
         &master,
         &[
