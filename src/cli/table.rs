@@ -83,6 +83,16 @@ pub enum Op {
     UserSetRole,
     /// `user-set-password` (an extension).
     UserSetPassword,
+    /// `pool-designate-new-master`.
+    PoolDesignateNewMaster,
+    /// `host-shutdown`.
+    HostShutdown,
+    /// `host-reboot`.
+    HostReboot,
+    /// `pbd-plug`.
+    PbdPlug,
+    /// `pbd-unplug`.
+    PbdUnplug,
 }
 
 /// Selector kinds a command takes (appended to its help).
@@ -120,7 +130,9 @@ pub struct Command {
 }
 
 /// The classes this `xe` generates `-list`/`-param-*` commands for.
-pub const CLI_CLASSES: &[&str] = &["pool", "host", "host_cpu", "SR", "VM", "message"];
+pub const CLI_CLASSES: &[&str] = &[
+    "pool", "host", "host_cpu", "SR", "PBD", "VDI", "VM", "message",
+];
 
 /// `vmselectorsinfo`, verbatim.
 pub const VM_SELECTORS_INFO: &str = " VMs can be specified by filtering the full list of VMs on the values of zero or more fields. For example, specifying 'uuid=<some_uuid>' will select only the VM with that uuid, and 'power-state=halted' will select only VMs whose 'power-state' field is equal to 'halted'. The special pseudo-field 'vm' matches either of name-label or uuid. Where multiple VMs are matching, the option '--multiple' must be specified to perform the operation. The full list of fields that can be matched can be obtained by the command 'xe vm-list params=all'. If no parameters to select VMs are given, the operation will be performed on all VMs.";
@@ -467,6 +479,34 @@ fn explicit() -> Vec<Command> {
             "Set a local user's password (an extension of this toolstack).",
             Op::UserSetPassword,
         ),
+        cmd(
+            "pool-designate-new-master",
+            &["host-uuid"],
+            &[],
+            "Request an orderly handover of the role of master to another host.",
+            Op::PoolDesignateNewMaster,
+        ),
+        host_op(
+            "host-shutdown",
+            &[],
+            "Shutdown the XE host.",
+            Op::HostShutdown,
+        ),
+        host_op("host-reboot", &[], "Reboot the XE host.", Op::HostReboot),
+        cmd(
+            "pbd-plug",
+            &["uuid"],
+            &[],
+            "Attempt to plug in the PBD to the host. If this succeeds then the referenced SR (and the VDIs contained within) should be visible to the host.",
+            Op::PbdPlug,
+        ),
+        cmd(
+            "pbd-unplug",
+            &["uuid"],
+            &[],
+            "Attempt to unplug the PBD from the host. If this succeeds then the referenced SR (and the VDIs contained within) should not be visible to the host.",
+            Op::PbdUnplug,
+        ),
     ]
 }
 
@@ -521,6 +561,7 @@ impl Command {
             | Op::ParamClear(c) => Some(c),
             Op::HostCpuInfo | Op::HostForget => model::class("host"),
             Op::VmDestroy => model::class("VM"),
+            Op::PbdPlug | Op::PbdUnplug => model::class("PBD"),
             _ => None,
         }
     }

@@ -228,6 +228,24 @@ pub fn run(
         Op::UserRemove => pool::user_remove(cmd, ctx),
         Op::UserSetRole => pool::user_set_role(cmd, ctx),
         Op::UserSetPassword => pool::user_set_password(cmd, ctx),
+        Op::PoolDesignateNewMaster => {
+            let uuid = cmd.get("host-uuid").unwrap_or("");
+            let host = ctx.call("host.get_by_uuid", &[uuid.into()])?;
+            ctx.call("pool.designate_new_master", &[host])?;
+            Ok(())
+        }
+        Op::HostShutdown => select::host_power(cmd, ctx, "host.shutdown"),
+        Op::HostReboot => select::host_power(cmd, ctx, "host.reboot"),
+        Op::PbdPlug | Op::PbdUnplug => {
+            let uuid = cmd.get("uuid").unwrap_or("");
+            let pbd = ctx.call("PBD.get_by_uuid", &[uuid.into()])?;
+            let method = match c.op {
+                Op::PbdPlug => "PBD.plug",
+                _ => "PBD.unplug",
+            };
+            ctx.call(method, &[pbd])?;
+            Ok(())
+        }
     }
 }
 

@@ -362,3 +362,13 @@ pub(super) fn vm_migrate(cmd: &CommandLine, ctx: &mut Ctx) -> Result<(), CliErro
         .map(|r| r.map(|_| ()))
     })
 }
+
+/// `host-shutdown`/`host-reboot` (`do_host_op`, several hosts with `--multiple`).
+pub(super) fn host_power(cmd: &CommandLine, ctx: &mut Ctx, method: &str) -> Result<(), CliError> {
+    let sel = host_selection(&[]);
+    let objs = select(&sel, cmd, ctx)?;
+    on_each(&sel, objs, cmd, ctx, true, |ctx, o| {
+        ctx.try_call(method, &[o.reference.clone().into()])
+            .map(|r| r.map(|_| ()))
+    })
+}
