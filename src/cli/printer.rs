@@ -115,6 +115,11 @@ impl<'a> Printer<'a> {
         let _ = self.out.flush();
     }
 
+    /// Text straight to stderr, no newline added (xapi's `PrintStderr`).
+    pub fn stderr_raw(&mut self, s: &str) {
+        let _ = write!(self.err, "{s}");
+    }
+
     /// End of a successful command: in `--minimal` mode print the buffer as one line (xapi
     /// prepends each item, so later items come first).
     pub fn flush(&mut self) {

@@ -93,6 +93,10 @@ pub enum Op {
     PbdPlug,
     /// `pbd-unplug`.
     PbdUnplug,
+    /// `sr-create`.
+    SrCreate,
+    /// `vdi-create`.
+    VdiCreate,
 }
 
 /// Selector kinds a command takes (appended to its help).
@@ -506,6 +510,28 @@ fn explicit() -> Vec<Command> {
             &[],
             "Attempt to unplug the PBD from the host. If this succeeds then the referenced SR (and the VDIs contained within) should not be visible to the host.",
             Op::PbdUnplug,
+        ),
+        cmd(
+            "sr-create",
+            &["name-label", "type"],
+            &[
+                "name-description",
+                "host-uuid",
+                "device-config:",
+                "shared",
+                "physical-size",
+                "content-type",
+                "sm-config:",
+            ],
+            "Create an SR, also a PBD. The device-config parameters can be specified by device-config:foo=baa, for example.",
+            Op::SrCreate,
+        ),
+        cmd(
+            "vdi-create",
+            &["sr-uuid", "name-label", "virtual-size"],
+            &["sm-config:", "sharable", "tags:", "type"],
+            "Create a VDI. Type is 'system' 'user' 'suspend' or 'crashdump'.",
+            Op::VdiCreate,
         ),
     ]
 }

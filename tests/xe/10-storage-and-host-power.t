@@ -35,3 +35,24 @@ $ xe help pool-designate-new-master
 1|
 1|
 ? 0
+# sr-create and vdi-create (SR.create and VDI.create are not in xapid yet).
+$ xe sr-create name-label=shared type=file shared=maybe
+2|Error: Failed to parse parameter 'shared': Expected 'true','t','yes','y','1','false','f','no','n','0' got maybe
+? 1
+$ xe sr-create name-label=shared type=file host-uuid=no-such-host
+2|The uuid you supplied was invalid.
+2|type: host
+2|uuid: no-such-host
+? 1
+$ xe sr-create name-label=shared type=file device-config:path-filename={state}/no-such-file
+2|File not found: {state}/no-such-fileError: File not found
+? 1
+$ xe sr-create name-label=shared
+2|Required parameter not found: type
+2|For usage run: 'xe help'
+? 1
+$ xe vdi-create sr-uuid=no-such-sr name-label=disk virtual-size=1GiB
+2|The uuid you supplied was invalid.
+2|type: SR
+2|uuid: no-such-sr
+? 1

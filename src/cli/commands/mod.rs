@@ -8,6 +8,7 @@
 mod generic;
 mod pool;
 mod select;
+mod storage;
 
 pub use generic::bytes_of_string;
 
@@ -236,6 +237,8 @@ pub fn run(
         }
         Op::HostShutdown => select::host_power(cmd, ctx, "host.shutdown"),
         Op::HostReboot => select::host_power(cmd, ctx, "host.reboot"),
+        Op::SrCreate => storage::sr_create(cmd, ctx, p),
+        Op::VdiCreate => storage::vdi_create(cmd, ctx, p),
         Op::PbdPlug | Op::PbdUnplug => {
             let uuid = cmd.get("uuid").unwrap_or("");
             let pbd = ctx.call("PBD.get_by_uuid", &[uuid.into()])?;
