@@ -7,6 +7,9 @@
 //! * `@vm NAME [api_field=value …]` creates a VM through the XenAPI (`VM.create`) and binds
 //!   `{vm:NAME}` to its uuid;
 //! * `$ xe ARGS…` runs xe (words split on spaces);
+//! * `$= NAME xe ARGS…` runs xe, which must succeed silently on stderr and print one line, and
+//!   binds `{NAME}` to that line (e.g. the uuid `vm-create` prints);
+//! * `<|text` a line on the command's stdin (without any, stdin is at its end);
 //! * `1|text` / `2|text` an expected stdout / stderr line (`1|` alone is an empty line);
 //! * `? N` the expected exit code, which ends the command's expectations.
 //!
@@ -50,6 +53,33 @@ fn xe_env(
         c.env(k, v);
     }
     let o = c.output().expect("running xe");
+    run_of(o)
+}
+
+/// Like [`xe_env`] with `input` on stdin (xe's `Type 'yes' to continue` prompts read it).
+fn xe_input(d: &TestDaemon, home: &Path, protocol: &str, args: &[String], input: &str) -> Run {
+    use std::io::Write;
+    let mut c = Command::new(env!("CARGO_BIN_EXE_xe"));
+    c.args(args)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("HOME", home)
+        .env("XAPI_SOCKET", &d.socket)
+        .env("XE_PROTOCOL", protocol)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let mut child = c.spawn().expect("running xe");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    run_of(child.wait_with_output().expect("running xe"))
+}
+
+fn run_of(o: std::process::Output) -> Run {
     Run {
         stdout: String::from_utf8_lossy(&o.stdout).into(),
         stderr: String::from_utf8_lossy(&o.stderr).into(),
@@ -124,6 +154,7 @@ fn play(fixture: &Path, protocol: &str) {
     let text = std::fs::read_to_string(fixture).unwrap();
     let mut pending: Option<(String, Vec<String>)> = None;
     let (mut out, mut err) = (String::new(), String::new());
+    let mut input: Option<String> = None;
     for (n, line) in text.lines().enumerate() {
         let at = format!("{}:{}", fixture.display(), n + 1);
         if line.starts_with('#') || line.trim().is_empty() && pending.is_none() {
@@ -135,11 +166,35 @@ fn play(fixture: &Path, protocol: &str) {
             let fields: Vec<(&str, &str)> = words.filter_map(|w| w.split_once('=')).collect();
             let uuid = create_vm(&mut s, name, &fields);
             vars.insert(format!("vm:{name}"), uuid);
+        } else if let Some(rest) = line.strip_prefix("$= ") {
+            assert!(pending.is_none(), "{at}: previous command has no `? code`");
+            let (name, cmd) = rest
+                .split_once(" xe")
+                .unwrap_or_else(|| panic!("{at}: `$= NAME xe ARGS`"));
+            let args: Vec<String> = subst(cmd, &vars)
+                .split_whitespace()
+                .map(String::from)
+                .collect();
+            let got = xe_env(&d, home.path(), protocol, &args, &[]);
+            assert!(
+                got.code == 0 && got.stderr.is_empty(),
+                "{at} [{protocol}]: {got:?}"
+            );
+            let value = got.stdout.trim_end_matches('\n');
+            assert!(
+                !value.is_empty() && !value.contains('\n'),
+                "{at} [{protocol}]: one line expected, got {:?}",
+                got.stdout
+            );
+            vars.insert(name.to_string(), value.to_string());
         } else if let Some(cmd) = line.strip_prefix("$ xe") {
             assert!(pending.is_none(), "{at}: previous command has no `? code`");
             let cmd = subst(cmd, &vars);
             let args = cmd.split_whitespace().map(String::from).collect();
             pending = Some((format!("{at}: xe{cmd} [{protocol}]"), args));
+        } else if let Some(l) = line.strip_prefix("<|") {
+            input.get_or_insert_with(String::new).push_str(l);
+            input.as_mut().unwrap().push('\n');
         } else if let Some(l) = line.strip_prefix("1|") {
             out.push_str(&subst(l, &vars));
             out.push('\n');
@@ -150,7 +205,10 @@ fn play(fixture: &Path, protocol: &str) {
             let (what, args) = pending
                 .take()
                 .unwrap_or_else(|| panic!("{at}: `?` without `$`"));
-            let got = xe_env(&d, home.path(), protocol, &args, &[]);
+            let got = match input.take() {
+                Some(i) => xe_input(&d, home.path(), protocol, &args, &i),
+                None => xe_env(&d, home.path(), protocol, &args, &[]),
+            };
             let want = Run {
                 stdout: std::mem::take(&mut out),
                 stderr: std::mem::take(&mut err),

@@ -108,6 +108,18 @@ impl<'a> Printer<'a> {
         };
     }
 
+    /// A line straight to stdout, in `--minimal` mode too (xapi's `marshal fd (Command (Print
+    /// s))`, which bypasses the printer), flushed so that a prompt after it is seen.
+    pub fn line(&mut self, s: &str) {
+        let _ = writeln!(self.out, "{s}");
+        let _ = self.out.flush();
+    }
+
+    /// Text straight to stderr, no newline added (xapi's `PrintStderr`).
+    pub fn stderr_raw(&mut self, s: &str) {
+        let _ = write!(self.err, "{s}");
+    }
+
     /// End of a successful command: in `--minimal` mode print the buffer as one line (xapi
     /// prepends each item, so later items come first).
     pub fn flush(&mut self) {

@@ -57,6 +57,46 @@ pub enum Op {
     HostDisable,
     /// `host-enable`.
     HostEnable,
+    /// `pool-join`.
+    PoolJoin,
+    /// `pool-eject`.
+    PoolEject,
+    /// `host-forget`.
+    HostForget,
+    /// `vm-shutdown`.
+    VmShutdown,
+    /// `vm-reboot`.
+    VmReboot,
+    /// `vm-destroy`.
+    VmDestroy,
+    /// `vm-migrate`.
+    VmMigrate,
+    /// `vm-create` (an extension).
+    VmCreate,
+    /// `user-add` (an extension).
+    UserAdd,
+    /// `user-list` (an extension).
+    UserList,
+    /// `user-remove` (an extension).
+    UserRemove,
+    /// `user-set-role` (an extension).
+    UserSetRole,
+    /// `user-set-password` (an extension).
+    UserSetPassword,
+    /// `pool-designate-new-master`.
+    PoolDesignateNewMaster,
+    /// `host-shutdown`.
+    HostShutdown,
+    /// `host-reboot`.
+    HostReboot,
+    /// `pbd-plug`.
+    PbdPlug,
+    /// `pbd-unplug`.
+    PbdUnplug,
+    /// `sr-create`.
+    SrCreate,
+    /// `vdi-create`.
+    VdiCreate,
 }
 
 /// Selector kinds a command takes (appended to its help).
@@ -94,7 +134,9 @@ pub struct Command {
 }
 
 /// The classes this `xe` generates `-list`/`-param-*` commands for.
-pub const CLI_CLASSES: &[&str] = &["pool", "host", "host_cpu", "SR", "VM", "message"];
+pub const CLI_CLASSES: &[&str] = &[
+    "pool", "host", "host_cpu", "SR", "PBD", "VDI", "VM", "message",
+];
 
 /// `vmselectorsinfo`, verbatim.
 pub const VM_SELECTORS_INFO: &str = " VMs can be specified by filtering the full list of VMs on the values of zero or more fields. For example, specifying 'uuid=<some_uuid>' will select only the VM with that uuid, and 'power-state=halted' will select only VMs whose 'power-state' field is equal to 'halted'. The special pseudo-field 'vm' matches either of name-label or uuid. Where multiple VMs are matching, the option '--multiple' must be specified to perform the operation. The full list of fields that can be matched can be obtained by the command 'xe vm-list params=all'. If no parameters to select VMs are given, the operation will be performed on all VMs.";
@@ -239,6 +281,12 @@ fn explicit() -> Vec<Command> {
         c.selectors = Selectors::Host;
         c
     };
+    let vm_op = |name: &str, optn: &[&str], help: &str, op: Op| {
+        let mut c = cmd(name, &[], optn, help, op);
+        c.selectors = Selectors::Vm;
+        c.standard = true;
+        c
+    };
     let mut prevent = cmd(
         "pool-ha-prevent-restarts-for",
         &["seconds"],
@@ -333,6 +381,158 @@ fn explicit() -> Vec<Command> {
             Op::HostDisable,
         ),
         host_op("host-enable", &[], "Enable the XE host.", Op::HostEnable),
+        cmd(
+            "pool-join",
+            &["master-address", "master-username", "master-password"],
+            &["force"],
+            "Instruct host to join an existing pool.",
+            Op::PoolJoin,
+        ),
+        cmd(
+            "pool-eject",
+            &["host-uuid"],
+            &[],
+            "Instruct host to leave an existing pool.",
+            Op::PoolEject,
+        ),
+        cmd(
+            "host-forget",
+            &["uuid"],
+            &[],
+            "Forget about the host without contacting it explicitly. WARNING: this call is useful if the host to 'forget' is dead; however, if the host is live and part of the pool, you should consider using pool-eject instead.",
+            Op::HostForget,
+        ),
+        vm_op(
+            "vm-shutdown",
+            &["force"],
+            "Shutdown the selected VM(s). The optional argument --force will forcibly shut down the VM.",
+            Op::VmShutdown,
+        ),
+        vm_op(
+            "vm-reboot",
+            &["force"],
+            "Reboot the selected VM(s).",
+            Op::VmReboot,
+        ),
+        cmd(
+            "vm-destroy",
+            &["uuid"],
+            &[],
+            "Destroy a VM. This leaves the storage associated with the VM intact. To delete storage too, use vm-uninstall.",
+            Op::VmDestroy,
+        ),
+        vm_op(
+            "vm-migrate",
+            &[
+                "live",
+                "host",
+                "host-uuid",
+                "remote-master",
+                "remote-username",
+                "remote-password",
+                "remote-network",
+                "force",
+                "copy",
+                "compress",
+                "vif:",
+                "vdi:",
+                "image-format:",
+            ],
+            "Migrate the selected VM(s). The parameter '--live' will migrate the VM without shutting it down. The 'host' parameter matches can be either the name or the uuid of the host. If you are migrating a VM to a remote pool, you will need to specify the remote-master, remote-username, and remote-password parameters. remote-master is the network address of the master host. To migrate to a particular host within a remote pool, you may additionally specify the host or host-uuid parameters. Also for cross-pool migration, setting 'copy=true' will enable the copy mode so that a stopped vm can be copied, instead of migrating, to the destination pool. The vif and vdi mapping parameters take the form 'vif:<source vif uuid>=<dest network uuid>' and 'vdi:<source vdi uuid>=<dest sr uuid>'. You can also specify the destination image format of the VDI using 'image-format:<source vdi uuid>=<destination image format>'. Unfortunately, destination uuids cannot be tab-completed.",
+            Op::VmMigrate,
+        ),
+        cmd(
+            "vm-create",
+            &["name-label"],
+            &["name-description", "memory-static-max", "affinity", "other-config:"],
+            "Create a new halted VM record and print its uuid (an extension of this toolstack; real xe creates VMs with vm-install from a template). memory-static-max takes a size in bytes with an optional unit (KiB, MiB, GiB, TiB); affinity is the uuid or name-label of the preferred host; other-config:command=<cmd> is the command the process domain backend runs for the VM.",
+            Op::VmCreate,
+        ),
+        cmd(
+            "user-add",
+            &["user-name", "user-password", "role"],
+            &[],
+            "Create a local user with a password and one of the roles pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator or read-only, and print its uuid (an extension of this toolstack).",
+            Op::UserAdd,
+        ),
+        cmd(
+            "user-list",
+            &[],
+            &["params", "uuid", "short-name", "role"],
+            "Lists the local users with their roles (an extension of this toolstack).",
+            Op::UserList,
+        ),
+        cmd(
+            "user-remove",
+            &["uuid"],
+            &[],
+            "Delete a local user; root cannot be deleted (an extension of this toolstack).",
+            Op::UserRemove,
+        ),
+        cmd(
+            "user-set-role",
+            &["uuid", "role"],
+            &[],
+            "Give a local user another role (an extension of this toolstack).",
+            Op::UserSetRole,
+        ),
+        cmd(
+            "user-set-password",
+            &["uuid", "user-password"],
+            &[],
+            "Set a local user's password (an extension of this toolstack).",
+            Op::UserSetPassword,
+        ),
+        cmd(
+            "pool-designate-new-master",
+            &["host-uuid"],
+            &[],
+            "Request an orderly handover of the role of master to another host.",
+            Op::PoolDesignateNewMaster,
+        ),
+        host_op(
+            "host-shutdown",
+            &[],
+            "Shutdown the XE host.",
+            Op::HostShutdown,
+        ),
+        host_op("host-reboot", &[], "Reboot the XE host.", Op::HostReboot),
+        cmd(
+            "pbd-plug",
+            &["uuid"],
+            &[],
+            "Attempt to plug in the PBD to the host. If this succeeds then the referenced SR (and the VDIs contained within) should be visible to the host.",
+            Op::PbdPlug,
+        ),
+        cmd(
+            "pbd-unplug",
+            &["uuid"],
+            &[],
+            "Attempt to unplug the PBD from the host. If this succeeds then the referenced SR (and the VDIs contained within) should not be visible to the host.",
+            Op::PbdUnplug,
+        ),
+        cmd(
+            "sr-create",
+            &["name-label", "type"],
+            &[
+                "name-description",
+                "host-uuid",
+                "device-config:",
+                "shared",
+                "physical-size",
+                "content-type",
+                "sm-config:",
+            ],
+            "Create an SR, also a PBD. The device-config parameters can be specified by device-config:foo=baa, for example.",
+            Op::SrCreate,
+        ),
+        cmd(
+            "vdi-create",
+            &["sr-uuid", "name-label", "virtual-size"],
+            &["sm-config:", "sharable", "tags:", "type"],
+            "Create a VDI. Type is 'system' 'user' 'suspend' or 'crashdump'.",
+            Op::VdiCreate,
+        ),
     ]
 }
 
@@ -385,7 +585,9 @@ impl Command {
             | Op::ParamAdd(c)
             | Op::ParamRemove(c)
             | Op::ParamClear(c) => Some(c),
-            Op::HostCpuInfo => model::class("host"),
+            Op::HostCpuInfo | Op::HostForget => model::class("host"),
+            Op::VmDestroy => model::class("VM"),
+            Op::PbdPlug | Op::PbdUnplug => model::class("PBD"),
             _ => None,
         }
     }

@@ -11,7 +11,7 @@ $ xe help no-such-cmd
 1|Unknown command 'no-such-cmd'
 ? 0
 $ xe help --minimal
-1|sr-list,vm-list,vm-start
+1|sr-list,vm-list,vm-migrate,vm-reboot,vm-shutdown,vm-start
 ? 0
 $ xe pool-emergency-reset-master
 2|Required parameter not found: master-address
@@ -32,3 +32,23 @@ $ xe vm-list -x y
 $ xe -version
 1|ThinCLI protocol: 0.2
 ? 0
+$ xe help vm-shutdown
+1|command name            : vm-shutdown
+1|        reqd params     : 
+1|        optional params : force, <vm-selectors>
+1|        description     : Shutdown the selected VM(s). The optional argument --force will forcibly shut down the VM. VMs can be specified by filtering the full list of VMs on the values of zero or more fields. For example, specifying 'uuid=<some_uuid>' will select only the VM with that uuid, and 'power-state=halted' will select only VMs whose 'power-state' field is equal to 'halted'. The special pseudo-field 'vm' matches either of name-label or uuid. Where multiple VMs are matching, the option '--multiple' must be specified to perform the operation. The full list of fields that can be matched can be obtained by the command 'xe vm-list params=all'. If no parameters to select VMs are given, the operation will be performed on all VMs.
+1|
+1|
+? 0
+$ xe help pool-join
+1|command name            : pool-join
+1|        reqd params     : master-address, master-username, master-password
+1|        optional params : force
+1|        description     : Instruct host to join an existing pool.
+1|
+1|
+? 0
+$ xe pool-join master-address=10.0.0.1 master-username=root
+2|Required parameter not found: master-password
+2|For usage run: 'xe help'
+? 1

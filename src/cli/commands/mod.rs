@@ -6,7 +6,9 @@
 //! commands, each a call or two, are here.
 
 mod generic;
+mod pool;
 mod select;
+mod storage;
 
 pub use generic::bytes_of_string;
 
@@ -214,6 +216,39 @@ pub fn run(
         Op::HostEvacuate => select::host_evacuate(cmd, ctx),
         Op::HostDisable => select::host_disable(cmd, ctx),
         Op::HostEnable => select::host_enable(cmd, ctx),
+        Op::PoolJoin => pool::pool_join(cmd, ctx, p),
+        Op::PoolEject => pool::pool_eject(cmd, ctx, p),
+        Op::HostForget => pool::host_forget(cmd, ctx, p),
+        Op::VmShutdown => select::vm_shutdown(cmd, ctx),
+        Op::VmReboot => select::vm_reboot(cmd, ctx),
+        Op::VmDestroy => pool::vm_destroy(cmd, ctx),
+        Op::VmMigrate => select::vm_migrate(cmd, ctx),
+        Op::VmCreate => pool::vm_create(cmd, ctx, p),
+        Op::UserAdd => pool::user_add(cmd, ctx, p),
+        Op::UserList => pool::user_list(cmd, ctx, p),
+        Op::UserRemove => pool::user_remove(cmd, ctx),
+        Op::UserSetRole => pool::user_set_role(cmd, ctx),
+        Op::UserSetPassword => pool::user_set_password(cmd, ctx),
+        Op::PoolDesignateNewMaster => {
+            let uuid = cmd.get("host-uuid").unwrap_or("");
+            let host = ctx.call("host.get_by_uuid", &[uuid.into()])?;
+            ctx.call("pool.designate_new_master", &[host])?;
+            Ok(())
+        }
+        Op::HostShutdown => select::host_power(cmd, ctx, "host.shutdown"),
+        Op::HostReboot => select::host_power(cmd, ctx, "host.reboot"),
+        Op::SrCreate => storage::sr_create(cmd, ctx, p),
+        Op::VdiCreate => storage::vdi_create(cmd, ctx, p),
+        Op::PbdPlug | Op::PbdUnplug => {
+            let uuid = cmd.get("uuid").unwrap_or("");
+            let pbd = ctx.call("PBD.get_by_uuid", &[uuid.into()])?;
+            let method = match c.op {
+                Op::PbdPlug => "PBD.plug",
+                _ => "PBD.unplug",
+            };
+            ctx.call(method, &[pbd])?;
+            Ok(())
+        }
     }
 }
 

@@ -252,3 +252,123 @@ pub(super) fn host_enable(cmd: &CommandLine, ctx: &mut Ctx) -> Result<(), CliErr
         ctx.try_call("host.enable", &[h]).map(|r| r.map(|_| ()))
     })
 }
+
+fn vm_selection(ignore: &'static [&'static str]) -> Selection {
+    Selection {
+        ignore,
+        ..VM_SELECTION
+    }
+}
+
+/// `vm-shutdown [--force]`: `VM.hard_shutdown` with `--force`, else `VM.clean_shutdown`.
+pub(super) fn vm_shutdown(cmd: &CommandLine, ctx: &mut Ctx) -> Result<(), CliError> {
+    let force = bool_param(cmd, "force")?;
+    let method = if force {
+        "VM.hard_shutdown"
+    } else {
+        "VM.clean_shutdown"
+    };
+    vm_op(cmd, ctx, &["progress"], method)
+}
+
+/// `vm-reboot [--force]`: `VM.hard_reboot` with `--force`, else `VM.clean_reboot`.
+pub(super) fn vm_reboot(cmd: &CommandLine, ctx: &mut Ctx) -> Result<(), CliError> {
+    let force = bool_param(cmd, "force")?;
+    let method = if force {
+        "VM.hard_reboot"
+    } else {
+        "VM.clean_reboot"
+    };
+    vm_op(cmd, ctx, &[], method)
+}
+
+fn vm_op(
+    cmd: &CommandLine,
+    ctx: &mut Ctx,
+    ignore: &'static [&'static str],
+    method: &str,
+) -> Result<(), CliError> {
+    let sel = vm_selection(ignore);
+    let objs = select(&sel, cmd, ctx)?;
+    on_each(&sel, objs, cmd, ctx, true, |ctx, o| {
+        ctx.try_call(method, &[o.reference.clone().into()])
+            .map(|r| r.map(|_| ()))
+    })
+}
+
+/// `vm-migrate` within the pool: `VM.pool_migrate(vm, host, options)` with xapi's options map
+/// (`force`, `live`, `copy` as `true`/`false`, plus `compress` when given). Cross-pool
+/// (storage) migration is not supported by this `xe`.
+pub(super) fn vm_migrate(cmd: &CommandLine, ctx: &mut Ctx) -> Result<(), CliError> {
+    // xapi's backwards-compatibility hack: host-uuid and host-name mean host.
+    let mut cmd = cmd.clone();
+    for (k, _) in cmd.params.iter_mut() {
+        if k == "host-uuid" || k == "host-name" {
+            *k = "host".into();
+        }
+    }
+    let cmd = &cmd;
+    let mut options: Vec<(String, String)> = Vec::new();
+    if let Some(c) = cmd.get("compress") {
+        options.push(("compress".into(), c.into()));
+    }
+    for k in ["force", "live", "copy"] {
+        let v = match cmd.get(k) {
+            None => false,
+            Some(_) => bool_param(cmd, k)?,
+        };
+        options.push((k.into(), v.to_string()));
+    }
+    const SXM: &[&str] = &[
+        "remote-master",
+        "remote-username",
+        "remote-password",
+        "remote-network",
+        "vif",
+        "vdi",
+        "image-format",
+        "vgpu",
+    ];
+    if cmd
+        .params
+        .iter()
+        .any(|(k, _)| SXM.iter().any(|p| k.starts_with(p)))
+    {
+        return Err(CliError::failure(
+            "Cross-pool and storage migration are not supported by this xe",
+        ));
+    }
+    let Some(h) = cmd.get("host") else {
+        return Err(CliError::failure("No destination host specified"));
+    };
+    let hosts = ctx.all(model::class("host").expect("host is declared"))?;
+    let found = hosts.into_iter().find(|o| {
+        ["uuid", "name_label", "hostname"]
+            .iter()
+            .any(|f| o.rec.get(*f).map(value_text).as_deref() == Some(h))
+    });
+    let host: Value = match found {
+        Some(o) => o.reference.into(),
+        None => return Err(CliError::failure(format!("Host {h} not found"))),
+    };
+    let options = Value::string_map(options);
+    let sel = vm_selection(&["host", "host-uuid", "host-name", "live", "compress"]);
+    let objs = select(&sel, cmd, ctx)?;
+    on_each(&sel, objs, cmd, ctx, true, |ctx, o| {
+        ctx.try_call(
+            "VM.pool_migrate",
+            &[o.reference.clone().into(), host.clone(), options.clone()],
+        )
+        .map(|r| r.map(|_| ()))
+    })
+}
+
+/// `host-shutdown`/`host-reboot` (`do_host_op`, several hosts with `--multiple`).
+pub(super) fn host_power(cmd: &CommandLine, ctx: &mut Ctx, method: &str) -> Result<(), CliError> {
+    let sel = host_selection(&[]);
+    let objs = select(&sel, cmd, ctx)?;
+    on_each(&sel, objs, cmd, ctx, true, |ctx, o| {
+        ctx.try_call(method, &[o.reference.clone().into()])
+            .map(|r| r.map(|_| ()))
+    })
+}
