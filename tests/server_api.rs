@@ -403,6 +403,50 @@ fn setters_validate_like_xapi() {
         call(&d, "pool.recover_slaves", json!([s]))["result"],
         json!([])
     );
+    // Memory: static_min <= dynamic_min <= dynamic_max <= static_max, on create and on set.
+    let small = call(
+        &d,
+        "VM.create",
+        json!([s, {"name_label": "small", "memory_static_max": "536870912"}]),
+    )["result"]
+        .clone();
+    for f in ["static_max", "dynamic_max", "dynamic_min", "static_min"] {
+        assert_eq!(
+            call(&d, &format!("VM.get_memory_{f}"), json!([s, small]))["result"],
+            json!(536870912),
+            "{f}"
+        );
+    }
+    let e = call(
+        &d,
+        "VM.set_memory_static_min",
+        json!([s, small, "1073741824"]),
+    );
+    assert_eq!(
+        e["error"],
+        json!({"code":1,"message":"MEMORY_CONSTRAINT_VIOLATION_ORDER","data":[]})
+    );
+    assert_eq!(
+        call(&d, "VM.get_memory_static_min", json!([s, small]))["result"],
+        json!(536870912)
+    );
+    let before = call(&d, "VM.get_all", json!([s]))["result"].clone();
+    let e = call(
+        &d,
+        "VM.create",
+        json!([s, {"memory_static_max": "1", "memory_static_min": "2"}]),
+    );
+    assert_eq!(
+        e["error"]["message"],
+        json!("MEMORY_CONSTRAINT_VIOLATION_ORDER")
+    );
+    assert_eq!(
+        call(&d, "VM.get_all", json!([s]))["result"],
+        before,
+        "a refused create leaves nothing"
+    );
+    call(&d, "VM.destroy", json!([s, small]));
+
     // Destroy.
     assert_eq!(call(&d, "VM.destroy", json!([s, vm]))["result"], json!(""));
     assert_eq!(call(&d, "VM.get_all", json!([s]))["result"], json!([]));

@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use super::generic::set_field;
+use super::generic::{check_memory_order, set_field};
 use super::{alerts, auth, ha_plan, membership, now_ms, storage, vm, Server, Transport};
 use crate::model::classes::{HOST, POOL, USER, VM, VM_METRICS};
 use crate::model::errors::code;
@@ -354,12 +354,22 @@ pub async fn call(
             let r = server.db.write(|t| {
                 let metrics = t.create(&VM_METRICS, []);
                 let vm = t.create(&VM, [("metrics", Value::Str(metrics))]);
+                // Memory fields are applied together and checked once, after the record is whole.
+                let mut memory = Vec::new();
                 for f in VM.stored_fields().filter(|f| f.access == Access::RW) {
                     if let Some(v) = given.get(f.name) {
                         let v = f.ty.coerce(v).map_err(|_| ApiError::field_type(f.name))?;
-                        set_field(t, &VM, &vm, f, v)?;
+                        if f.name.starts_with("memory_") {
+                            memory.push((f.name, v));
+                        } else {
+                            set_field(t, &VM, &vm, f, v)?;
+                        }
                     }
                 }
+                for (name, v) in vm_memory_defaults(memory)? {
+                    t.set(&VM, &vm, name, v)?;
+                }
+                check_memory_order(t, &vm)?;
                 Ok(vm)
             })?;
             Ok(Value::Str(r))
@@ -394,4 +404,42 @@ pub async fn call(
         }
         _ => Err(not_implemented(decl)),
     }
+}
+
+/// The four memory fields of a new VM. Those the caller did not give follow the ones it did:
+/// a VM created with only `memory_static_max` gets that much for all four (up to the default),
+/// rather than defaults that would violate the order.
+fn vm_memory_defaults(
+    given: Vec<(&'static str, Value)>,
+) -> Result<Vec<(&'static str, Value)>, ApiError> {
+    let get = |name: &str| {
+        given
+            .iter()
+            .find(|(n, _)| *n == name)
+            .and_then(|(_, v)| v.as_int())
+    };
+    for (name, v) in &given {
+        if v.as_int().is_some_and(|m| m < 0) {
+            return Err(ApiError::invalid_value(
+                name,
+                &v.as_int().unwrap_or(0).to_string(),
+            ));
+        }
+    }
+    let default = VM
+        .field("memory_static_max")
+        .expect("declared")
+        .default_value()
+        .as_int()
+        .unwrap_or(0);
+    let static_max = get("memory_static_max").unwrap_or(default);
+    let dynamic_max = get("memory_dynamic_max").unwrap_or(static_max);
+    let dynamic_min = get("memory_dynamic_min").unwrap_or(dynamic_max.min(default));
+    let static_min = get("memory_static_min").unwrap_or(dynamic_min.min(default));
+    Ok(vec![
+        ("memory_static_max", Value::Int(static_max)),
+        ("memory_dynamic_max", Value::Int(dynamic_max)),
+        ("memory_dynamic_min", Value::Int(dynamic_min)),
+        ("memory_static_min", Value::Int(static_min)),
+    ])
 }

@@ -182,7 +182,33 @@ pub fn set_field(
     for (name, v) in set_rules(c, f, value)? {
         t.set(c, r, name, v)?;
     }
+    if c.name == "VM" && f.name.starts_with("memory_") {
+        check_memory_order(t, r)?;
+    }
     Ok(())
+}
+
+/// xapi's constraint on a VM's memory: static_min <= dynamic_min <= dynamic_max <= static_max.
+pub fn check_memory_order(t: &Txn<'_>, vm: &str) -> Result<(), ApiError> {
+    let Some(rec) = t.get("VM", vm) else {
+        return Ok(());
+    };
+    let get = |f: &str| rec.get(f).and_then(Value::as_int).unwrap_or(0);
+    let order = [
+        "memory_static_min",
+        "memory_dynamic_min",
+        "memory_dynamic_max",
+        "memory_static_max",
+    ]
+    .map(get);
+    if order.windows(2).all(|w| w[0] <= w[1]) {
+        Ok(())
+    } else {
+        Err(ApiError::new::<String>(
+            "MEMORY_CONSTRAINT_VIOLATION_ORDER",
+            [],
+        ))
+    }
 }
 
 /// What setting `f` to `value` really stores: the field-specific validity rules of xapi, and
