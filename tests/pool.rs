@@ -333,3 +333,108 @@ fn joining_checks_cpus_unless_forced() {
         "{r}"
     );
 }
+
+#[test]
+fn designating_a_new_master_loses_nothing() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let ips = ["127.0.0.61", "127.0.0.62", "127.0.0.63"];
+    let hosts: Vec<TestDaemon> = ips
+        .iter()
+        .map(|ip| TestDaemon::start_at(ip, port, &[]))
+        .collect();
+    for h in &hosts[1..] {
+        let s = ok(tcp(
+            h,
+            "session.login_with_password",
+            json!(["root", PASSWORD]),
+        ));
+        ok(tcp(h, "pool.join", json!([s, ips[0], "root", PASSWORD])));
+    }
+    let s = local_session(&hosts[0]);
+    for i in 0..5 {
+        ok(local(
+            &hosts[0],
+            "VM.create",
+            json!([s, {"name_label": format!("before-{i}")}]),
+        ));
+    }
+    let all_hosts = ok(local(&hosts[0], "host.get_all_records", json!([s])));
+    let new_master = json!(
+        all_hosts
+            .as_object()
+            .unwrap()
+            .iter()
+            .find(|(_, h)| h["address"] == json!(ips[1]))
+            .unwrap()
+            .0
+    );
+
+    ok(local(
+        &hosts[0],
+        "pool.designate_new_master",
+        json!([s, new_master]),
+    ));
+
+    // Every host follows the new master: its record says so, the old master sends TCP
+    // callers there, and writes through any local socket land on it and on every host.
+    wait_for(
+        "every host to follow the new master",
+        Duration::from_secs(20),
+        || {
+            hosts.iter().all(|h| {
+                let r = local(h, "session.login_with_password", json!(["root", ""]));
+                let Some(s) = r["result"].as_str().map(str::to_string) else {
+                    return false;
+                };
+                let pools = local(h, "pool.get_all_records", json!([s]));
+                pools["result"]
+                    .as_object()
+                    .is_some_and(|p| p.values().all(|p| p["master"] == new_master))
+            })
+        },
+    );
+    let r = tcp(
+        &hosts[0],
+        "session.login_with_password",
+        json!(["root", PASSWORD]),
+    );
+    assert_eq!(r["error"]["data"], json!([ips[1]]), "{r}");
+    let s2 = local_session(&hosts[2]);
+    ok(local(
+        &hosts[2],
+        "VM.create",
+        json!([s2, {"name_label": "after"}]),
+    ));
+    wait_for("all copies to agree", Duration::from_secs(20), || {
+        let g = generation(&hosts[1]);
+        hosts.iter().all(|h| generation(h) == g)
+    });
+    for h in &hosts {
+        let names: Vec<Json> = ok(local(h, "VM.get_all_records", json!([local_session(h)])))
+            .as_object()
+            .unwrap()
+            .values()
+            .map(|v| v["name_label"].clone())
+            .collect();
+        for expected in ["before-0", "before-4", "after"] {
+            assert!(
+                names.contains(&json!(expected)),
+                "{expected} missing: {names:?}"
+            );
+        }
+    }
+    let messages = ok(local(
+        &hosts[1],
+        "message.get_all_records",
+        json!([local_session(&hosts[1])]),
+    ));
+    assert!(messages
+        .as_object()
+        .unwrap()
+        .values()
+        .any(|m| m["name"] == json!("POOL_MASTER_TRANSITION")));
+}

@@ -335,6 +335,27 @@ pub static EXPLICIT: &[MessageDecl] = &[
         Some(Ty::String),
         "Pool-internal: run a storage operation on this host.",
     ),
+    msg(
+        "pool",
+        "designate_new_master",
+        &[p("host", Ty::Ref("host"))],
+        None,
+        "Perform an orderly handover of the role of master to the referenced host.",
+    ),
+    internal(
+        "pool",
+        "internal_become_master",
+        &[p("secret", Ty::String), p("epoch", Ty::Int)],
+        None,
+        "Pool-internal: this member is the master from now on, with this epoch.",
+    ),
+    internal(
+        "pool",
+        "internal_set_master",
+        &[p("secret", Ty::String), p("epoch", Ty::Int), p("address", Ty::String)],
+        None,
+        "Pool-internal: the pool's master is now at this address, with this epoch.",
+    ),
     msg("pool", "eject", &[p("host", Ty::Ref("host"))], None, "Instruct a pool master to eject a host from the pool"),
     msg("host", "destroy", &[p("self", Ty::Ref("host"))], None, "Destroy specified host record in database"),
     internal(

@@ -19,6 +19,13 @@ pub async fn call(
 ) -> Result<Value, ApiError> {
     // `Async.` calls run synchronously for now: the result is the same, only later.
     let method = method.strip_prefix("Async.").unwrap_or(method);
+    // Ordinary calls hold the write gate (shared) until their writes are replicated; a master
+    // handover takes it exclusively. Pool-internal calls never wait for it: the handover itself
+    // needs them.
+    let _gate = match method == "pool.designate_new_master" || method.contains(".internal_") {
+        true => None,
+        false => Some(server.membership.write_gate.read().await),
+    };
     let msg = api()
         .lookup(method)
         .ok_or_else(|| ApiError::method_unknown(method))?;

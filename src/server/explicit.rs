@@ -297,6 +297,16 @@ pub async fn call(
             args[1].as_int().unwrap_or(0),
             &str_arg(&args, 2),
         ),
+        ("pool", "designate_new_master") => membership::designate(server, &str_arg(&args, 0)).await,
+        ("pool", "internal_become_master") => {
+            membership::become_master(server, &str_arg(&args, 0), args[1].as_int().unwrap_or(0))
+        }
+        ("pool", "internal_set_master") => membership::set_master(
+            server,
+            &str_arg(&args, 0),
+            args[1].as_int().unwrap_or(0),
+            &str_arg(&args, 2),
+        ),
         ("pool", "internal_ping") => membership::ping(server, &str_arg(&args, 0)),
         ("host", "get_local_database_generation") => {
             Ok(Value::Int(server.db.read().generation() as i64))

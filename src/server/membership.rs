@@ -70,6 +70,9 @@ pub struct Membership {
     replicated: watch::Sender<u64>,
     unreachable: Mutex<HashSet<String>>,
     misses: Mutex<HashMap<String, u32>>,
+    /// Held shared by every ordinary call until its writes are replicated, and exclusively by a
+    /// master handover, so that no write can slip in between the last sync and the switch.
+    pub write_gate: tokio::sync::RwLock<()>,
 }
 
 /// What a joining host sends the master about itself.
@@ -114,6 +117,7 @@ impl Membership {
             replicated: watch::Sender::new(generation),
             unreachable: Mutex::new(HashSet::new()),
             misses: Mutex::new(HashMap::new()),
+            write_gate: tokio::sync::RwLock::new(()),
         }
     }
 
@@ -302,6 +306,20 @@ async fn recover(server: &Server, host: &str) -> bool {
         Ok(v) => v.as_int().unwrap_or(-1),
         Err(_) => return false,
     };
+    // It may still follow an old master (after a handover it missed): this one is its master.
+    let follow = vec![
+        Value::str(m.secret()),
+        Value::Int(m.epoch.load(Ordering::SeqCst) as i64),
+        Value::str(own_address(server)),
+    ];
+    if let Err(e) = m
+        .peers
+        .call(&address, "pool.internal_set_master", follow)
+        .await
+    {
+        tracing::warn!(host = %address, error = %e, "a member would not follow this master");
+        return false;
+    }
     if theirs != server.db.read().generation() as i64 {
         if let Err(e) = send_dump(server, &address).await {
             tracing::warn!(host = %address, error = %e, "could not bring a member up to date");
@@ -877,5 +895,194 @@ pub fn ejected(server: &Server, secret: &str) -> Result<Value, ApiError> {
         std::thread::sleep(Duration::from_millis(300));
         std::process::exit(0);
     });
+    Ok(Value::void())
+}
+
+// ---- master handover ----
+
+/// This host's own address, as the pool knows it.
+fn own_address(server: &Server) -> String {
+    server
+        .db
+        .read()
+        .field(HOST.name, &server.this_host, "address")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string()
+}
+
+fn save_role(server: &Server, master_address: Option<String>) -> Result<(), ApiError> {
+    let Some(dir) = &server.config.state_dir else {
+        return Ok(());
+    };
+    let uuid = server
+        .db
+        .read()
+        .field(HOST.name, &server.this_host, "uuid")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string();
+    inventory::write(
+        dir,
+        &inventory::Inventory {
+            installation_uuid: uuid,
+            master_address,
+        },
+    )
+    .map_err(ApiError::internal)
+}
+
+/// `pool.designate_new_master` on the master: an orderly handover to a live member.
+pub async fn designate(server: &Server, target: &str) -> Result<Value, ApiError> {
+    if server.membership.role() != PoolRole::Master {
+        return Err(ApiError::new(
+            code::OPERATION_NOT_ALLOWED,
+            ["this host is not the pool master"],
+        ));
+    }
+    if target == server.this_host {
+        return Ok(Value::void());
+    }
+    let address = {
+        let t = server.db.read();
+        if t.all(POOL.name)
+            .any(|(_, p)| p.get("ha_enabled") == Some(&Value::Bool(true)))
+        {
+            return Err(ApiError::new::<String>(code::HA_IS_ENABLED, []));
+        }
+        let h = t
+            .get(HOST.name, target)
+            .ok_or_else(|| ApiError::handle_invalid(HOST.name, target))?;
+        str_of(h, "address").to_string()
+    };
+    if !server.membership.is_reachable(target) {
+        return Err(ApiError::new("HOST_OFFLINE", [target]));
+    }
+    let m = &server.membership;
+    // No ordinary call runs while we hold this: every earlier one has been replicated.
+    let _gate = m.write_gate.write().await;
+    let generation = server.db.read().generation();
+    m.wait_replicated(generation).await;
+    let offline = |_| ApiError::new("HOST_OFFLINE", [target]);
+    let theirs = m
+        .peers
+        .call(&address, "pool.internal_ping", vec![Value::str(m.secret())])
+        .await
+        .map_err(offline)?;
+    if theirs.as_int() != Some(generation as i64) {
+        send_dump(server, &address).await.map_err(offline)?;
+    }
+    let epoch = m.epoch.load(Ordering::SeqCst) + 1;
+    m.peers
+        .call(
+            &address,
+            "pool.internal_become_master",
+            vec![Value::str(m.secret()), Value::Int(epoch as i64)],
+        )
+        .await
+        .map_err(|e| match e {
+            PeerError::Api(e) => e,
+            PeerError::Unreachable(_) => ApiError::new("HOST_OFFLINE", [target]),
+        })?;
+    // From here the target is master. Tell the other members (those we cannot reach learn it
+    // when the new master brings them back), then step down.
+    for (host, other) in members(server) {
+        if host != target && m.is_reachable(&host) {
+            let params = vec![
+                Value::str(m.secret()),
+                Value::Int(epoch as i64),
+                Value::str(address.clone()),
+            ];
+            if let Err(e) = m
+                .peers
+                .call(&other, "pool.internal_set_master", params)
+                .await
+            {
+                tracing::warn!(host = %other, error = %e, "could not tell a member about the new master");
+            }
+        }
+    }
+    step_down(server, &address, epoch)?;
+    tracing::info!(new_master = %address, epoch, "handed the master role over");
+    Ok(Value::void())
+}
+
+fn step_down(server: &Server, master: &str, epoch: u64) -> Result<(), ApiError> {
+    let m = &server.membership;
+    save_role(server, Some(master.to_string()))?;
+    m.epoch.store(epoch, Ordering::SeqCst);
+    *m.role.write().unwrap_or_else(|e| e.into_inner()) = PoolRole::Member {
+        master: master.to_string(),
+    };
+    m.unreachable
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .clear();
+    Ok(())
+}
+
+/// `pool.internal_become_master` on the designated member.
+pub fn become_master(server: &Server, secret: &str, epoch: i64) -> Result<Value, ApiError> {
+    let m = &server.membership;
+    m.check_secret(secret)?;
+    not_a_member(server)?;
+    check_epoch(server, epoch)?;
+    save_role(server, None)?;
+    // Every other host is brought up to date (and told who the master is) before it gets changes.
+    for (host, _) in members(server) {
+        m.mark_reachable(&host, false);
+    }
+    m.replicated.send_replace(server.db.read().generation());
+    *m.role.write().unwrap_or_else(|e| e.into_inner()) = PoolRole::Master;
+    let this = server.this_host.clone();
+    server.db.write(|t| {
+        let pool = t
+            .base()
+            .all(POOL.name)
+            .next()
+            .map(|(r, _)| r.clone())
+            .ok_or_else(|| ApiError::internal("no pool"))?;
+        t.set(&POOL, &pool, "master", Value::str(this.clone()))?;
+        let h = t.get(HOST.name, &this).cloned().unwrap_or_default();
+        let (uuid, name) = (str_of(&h, "uuid"), str_of(&h, "name_label"));
+        alerts::raise(
+            t,
+            "POOL_MASTER_TRANSITION",
+            alerts::priority::MINOR,
+            "Host",
+            uuid,
+            &format!("Server '{name}' is now the pool master"),
+        );
+        Ok(())
+    })?;
+    tracing::info!(epoch, "this host is now the pool master");
+    Ok(Value::void())
+}
+
+/// `pool.internal_set_master` on a member: follow the new master.
+pub fn set_master(
+    server: &Server,
+    secret: &str,
+    epoch: i64,
+    address: &str,
+) -> Result<Value, ApiError> {
+    server.membership.check_secret(secret)?;
+    not_a_member(server)?;
+    check_epoch(server, epoch)?;
+    if server.membership.role()
+        != (PoolRole::Member {
+            master: address.to_string(),
+        })
+    {
+        save_role(server, Some(address.to_string()))?;
+        *server
+            .membership
+            .role
+            .write()
+            .unwrap_or_else(|e| e.into_inner()) = PoolRole::Member {
+            master: address.to_string(),
+        };
+        tracing::info!(master = address, epoch, "following a new pool master");
+    }
     Ok(Value::void())
 }
