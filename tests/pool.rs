@@ -437,4 +437,39 @@ fn designating_a_new_master_loses_nothing() {
         .unwrap()
         .values()
         .any(|m| m["name"] == json!("POOL_MASTER_TRANSITION")));
+
+    // The old master's epoch is over: a member refuses its writes, and anyone's without the
+    // pool secret.
+    let secret = std::fs::read_to_string(hosts[2].state_dir().join("pool-secret"))
+        .unwrap()
+        .trim()
+        .to_string();
+    let change = json!({"generation": 999, "objects": [], "credentials": []}).to_string();
+    let stale = tcp(
+        &hosts[2],
+        "pool.internal_replicate",
+        json!([secret, 1, change]),
+    );
+    assert_eq!(
+        stale["error"]["message"],
+        json!("OPERATION_NOT_ALLOWED"),
+        "{stale}"
+    );
+    assert!(
+        stale["error"]["data"][0]
+            .as_str()
+            .unwrap()
+            .contains("stale epoch 1"),
+        "{stale}"
+    );
+    let forged = tcp(
+        &hosts[2],
+        "pool.internal_replicate",
+        json!(["not-the-secret", 2, change]),
+    );
+    assert_eq!(
+        forged["error"]["message"],
+        json!("PERMISSION_DENIED"),
+        "{forged}"
+    );
 }

@@ -214,3 +214,34 @@ fn command_domains_run_stop_and_die_with_the_daemon() {
     assert_eq!(a.free(), 4 * GIB);
     assert!(d.log().contains("died with the previous daemon"));
 }
+
+#[test]
+fn host_reboot_and_shutdown_stop_the_daemon_only_when_safe() {
+    let mut d = TestDaemon::start_with(&["--memory-total", &(4 * GIB).to_string()]);
+    let a = Api::new(&d);
+    let host = a.host();
+    assert_eq!(
+        a.fail("host.shutdown", vec![host.clone()]).0,
+        "HOST_NOT_DISABLED"
+    );
+    let vm = a.vm("busy", GIB, None);
+    a.call("VM.start", vec![vm.clone(), json!(false), json!(false)]);
+    a.call("host.disable", vec![host.clone()]);
+    let (code, data) = a.fail("host.reboot", vec![host.clone()]);
+    assert_eq!(
+        (code.as_str(), data),
+        ("HOST_IN_USE", json!([host, "VM", vm]))
+    );
+    a.call("VM.hard_shutdown", vec![vm.clone()]);
+
+    // Reboot: the daemon restarts in place and serves again.
+    a.call("host.reboot", vec![host.clone()]);
+    wait_for("the daemon to come back", || {
+        d.log().matches("xapid ready").count() == 2
+    });
+    let a = Api::new(&d);
+    assert_eq!(a.call("VM.get_name_label", vec![vm]), json!("busy"));
+    // Shutdown: the daemon stops, cleanly.
+    a.call("host.shutdown", vec![a.host()]);
+    assert!(d.wait_exit(Duration::from_secs(20)).success());
+}

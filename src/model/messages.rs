@@ -356,6 +356,15 @@ pub static EXPLICIT: &[MessageDecl] = &[
         None,
         "Pool-internal: the pool's master is now at this address, with this epoch.",
     ),
+    msg("host", "shutdown", &[p("host", Ty::Ref("host"))], None, "Shutdown the host. (This function can only be called if there are no currently running VMs on the host and it is disabled.)").role(Role::PoolOperator),
+    msg("host", "reboot", &[p("host", Ty::Ref("host"))], None, "Reboot the host. (This function can only be called if there are no currently running VMs on the host and it is disabled.)").role(Role::PoolOperator),
+    internal(
+        "host",
+        "internal_power",
+        &[p("secret", Ty::String), p("reboot", Ty::Bool)],
+        None,
+        "Pool-internal: stop (or restart) this host's daemon.",
+    ),
     msg("pool", "eject", &[p("host", Ty::Ref("host"))], None, "Instruct a pool master to eject a host from the pool"),
     msg("host", "destroy", &[p("self", Ty::Ref("host"))], None, "Destroy specified host record in database"),
     internal(

@@ -1086,3 +1086,74 @@ pub fn set_master(
     }
     Ok(Value::void())
 }
+
+// ---- host power ----
+
+/// `host.shutdown` / `host.reboot` of a disabled host with no running VMs: its daemon stops,
+/// or restarts in place (there is no hardware to power off here).
+pub async fn host_power(server: &Server, host: &str, reboot: bool) -> Result<Value, ApiError> {
+    let address = {
+        let t = server.db.read();
+        let h = t
+            .get(HOST.name, host)
+            .ok_or_else(|| ApiError::handle_invalid(HOST.name, host))?;
+        if h.get("enabled") != Some(&Value::Bool(false)) {
+            return Err(ApiError::new::<String>("HOST_NOT_DISABLED", []));
+        }
+        if let Some((vm, _)) = t
+            .all(VM.name)
+            .find(|(_, v)| str_of(v, "resident_on") == host && str_of(v, "power_state") != "Halted")
+        {
+            return Err(ApiError::new("HOST_IN_USE", [host, "VM", vm.as_str()]));
+        }
+        str_of(h, "address").to_string()
+    };
+    if host == server.this_host {
+        power_off_self(reboot);
+        return Ok(Value::void());
+    }
+    let m = &server.membership;
+    m.peers
+        .call(
+            &address,
+            "host.internal_power",
+            vec![Value::str(m.secret()), Value::Bool(reboot)],
+        )
+        .await
+        .map_err(|e| match e {
+            PeerError::Api(e) => e,
+            PeerError::Unreachable(_) => ApiError::new("HOST_OFFLINE", [host]),
+        })?;
+    Ok(Value::void())
+}
+
+/// `host.internal_power` on the host itself.
+pub fn internal_power(server: &Server, secret: &str, reboot: bool) -> Result<Value, ApiError> {
+    server.membership.check_secret(secret)?;
+    power_off_self(reboot);
+    Ok(Value::void())
+}
+
+/// Stop this daemon shortly (so the answer goes out first); to reboot, run it again in place
+/// with the same arguments. Everything durable is already on disk, and every descriptor is
+/// close-on-exec, so the new process finds the database unlocked.
+fn power_off_self(reboot: bool) {
+    tracing::warn!(reboot, "the host is going down on request");
+    std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(300));
+        if reboot {
+            use std::os::unix::process::CommandExt;
+            let args: Vec<String> = std::env::args().skip(1).collect();
+            match std::env::current_exe() {
+                Ok(exe) => {
+                    let e = std::process::Command::new(exe).args(args).exec();
+                    tracing::error!(error = %e, "could not restart; stopping instead");
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "could not find this program; stopping instead")
+                }
+            }
+        }
+        std::process::exit(0);
+    });
+}
