@@ -213,7 +213,7 @@ pub fn run(
             Ok(())
         }
         Op::VmStart => select::vm_start(cmd, ctx, x),
-        Op::HostEvacuate => select::host_evacuate(cmd, ctx),
+        Op::HostEvacuate => select::host_evacuate(cmd, ctx, x),
         Op::HostDisable => select::host_disable(cmd, ctx),
         Op::HostEnable => select::host_enable(cmd, ctx),
         Op::PoolJoin => pool::pool_join(cmd, ctx, p),

@@ -190,8 +190,10 @@ pub(super) fn vm_start(cmd: &CommandLine, ctx: &mut Ctx, x: Extras) -> Result<()
     })
 }
 
-/// `host-evacuate`: exactly one host.
-pub(super) fn host_evacuate(cmd: &CommandLine, ctx: &mut Ctx) -> Result<(), CliError> {
+/// `host-evacuate`: exactly one host. On a terminal a spinner says how many VMs are moving; the
+/// move itself is one atomic call (it moves everything or nothing), so there are no per-VM
+/// steps to show.
+pub(super) fn host_evacuate(cmd: &CommandLine, ctx: &mut Ctx, x: Extras) -> Result<(), CliError> {
     let network = match cmd.get("network-uuid") {
         Some(u) => ctx.call("network.get_by_uuid", &[u.into()])?,
         None => Value::str(NULL_REF),
@@ -208,15 +210,30 @@ pub(super) fn host_evacuate(cmd: &CommandLine, ctx: &mut Ctx) -> Result<(), CliE
     let sel = host_selection(&["network-uuid", "batch-size"]);
     let objs = select(&sel, cmd, ctx)?;
     on_each(&sel, objs, cmd, ctx, false, |ctx, o| {
-        ctx.try_call(
+        let bar = match x.interactive {
+            true => {
+                let vms = ctx.call("host.get_resident_VMs", &[o.reference.clone().into()])?;
+                let n = vms.as_array().map_or(0, <[Value]>::len);
+                let name = o.rec.get("name_label").map(value_text).unwrap_or_default();
+                let b = indicatif::ProgressBar::new_spinner();
+                b.set_message(format!("Evacuating {name}: moving {n} VM(s)"));
+                b.enable_steady_tick(std::time::Duration::from_millis(100));
+                Some(b)
+            }
+            false => None,
+        };
+        let r = ctx.try_call(
             "host.evacuate",
             &[
                 o.reference.clone().into(),
                 network.clone(),
                 Value::Int(batch),
             ],
-        )
-        .map(|r| r.map(|_| ()))
+        );
+        if let Some(b) = bar {
+            b.finish_and_clear();
+        }
+        r.map(|r| r.map(|_| ()))
     })
 }
 
