@@ -21,14 +21,6 @@ fn pool_ref(server: &Server) -> Result<String, ApiError> {
         .ok_or_else(|| ApiError::internal("the pool object is missing"))
 }
 
-fn ha_enabled(server: &Server) -> bool {
-    server
-        .db
-        .read()
-        .all(POOL.name)
-        .any(|(_, p)| p.get("ha_enabled") == Some(&Value::Bool(true)))
-}
-
 fn not_implemented(decl: &MessageDecl) -> ApiError {
     ApiError::new(
         code::NOT_IMPLEMENTED,
@@ -75,7 +67,7 @@ pub async fn call(
 
         // ---- HA: the pool-level switches ----
         ("pool", "enable_ha") => {
-            if ha_enabled(server) {
+            if super::ha_enabled(&server.db.read()) {
                 return Err(ApiError::new::<String>(code::HA_IS_ENABLED, []));
             }
             // The statefile SRs must exist before anything else is said.
@@ -88,7 +80,7 @@ pub async fn call(
             Err(not_implemented(decl))
         }
         ("pool", "disable_ha") => {
-            if !ha_enabled(server) {
+            if !super::ha_enabled(&server.db.read()) {
                 return Err(ApiError::new::<String>(code::HA_NOT_ENABLED, []));
             }
             Err(not_implemented(decl))
@@ -123,7 +115,7 @@ pub async fn call(
 
         // ---- emergency mode ----
         ("pool", "emergency_transition_to_master") => {
-            if ha_enabled(server) {
+            if super::ha_enabled(&server.db.read()) {
                 return Err(ApiError::new::<String>(code::HA_IS_ENABLED, []));
             }
             // This daemon runs the pool's only host, which is already its master.
@@ -139,7 +131,7 @@ pub async fn call(
             }
         }
         ("pool", "emergency_reset_master") => {
-            if ha_enabled(server) {
+            if super::ha_enabled(&server.db.read()) {
                 return Err(ApiError::new::<String>(code::HA_IS_ENABLED, []));
             }
             Err(not_implemented(decl))

@@ -501,9 +501,7 @@ pub async fn join(
     }
     let info = {
         let t = server.db.read();
-        if t.all(POOL.name)
-            .any(|(_, p)| p.get("ha_enabled") == Some(&Value::Bool(true)))
-        {
+        if super::ha_enabled(&t) {
             return Err(ApiError::new::<String>(code::HA_IS_ENABLED, []));
         }
         if t.all(VM.name)
@@ -573,23 +571,7 @@ pub async fn join(
         inventory::write_secret(dir, &reply.secret).map_err(ApiError::internal)?;
     }
     server.db.restore(&reply.dump).map_err(ApiError::internal)?;
-    if let Some(dir) = &server.config.state_dir {
-        let uuid = server
-            .db
-            .read()
-            .field(HOST.name, &server.this_host, "uuid")
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_string();
-        inventory::write(
-            dir,
-            &inventory::Inventory {
-                installation_uuid: uuid,
-                master_address: Some(master.to_string()),
-            },
-        )
-        .map_err(ApiError::internal)?;
-    }
+    save_role(server, Some(master.to_string()))?;
     *server
         .membership
         .secret
@@ -631,9 +613,7 @@ pub fn add_host(server: &Server, info: &str, force: bool) -> Result<Value, ApiEr
         .map_err(|e| ApiError::invalid_value("host_info", &e.to_string()))?;
     {
         let t = server.db.read();
-        if t.all(POOL.name)
-            .any(|(_, p)| p.get("ha_enabled") == Some(&Value::Bool(true)))
-        {
+        if super::ha_enabled(&t) {
             return Err(ApiError::new::<String>(code::HA_IS_ENABLED, []));
         }
         let uuid = str_of(&info.host, "uuid");
@@ -818,9 +798,7 @@ pub fn forget_host(server: &Server, host: &str) -> Result<Value, ApiError> {
 pub async fn eject(server: &Server, host: &str) -> Result<Value, ApiError> {
     let address = {
         let t = server.db.read();
-        if t.all(POOL.name)
-            .any(|(_, p)| p.get("ha_enabled") == Some(&Value::Bool(true)))
-        {
+        if super::ha_enabled(&t) {
             return Err(ApiError::new::<String>(code::HA_IS_ENABLED, []));
         }
         if host == server.this_host {
@@ -945,9 +923,7 @@ pub async fn designate(server: &Server, target: &str) -> Result<Value, ApiError>
     }
     let address = {
         let t = server.db.read();
-        if t.all(POOL.name)
-            .any(|(_, p)| p.get("ha_enabled") == Some(&Value::Bool(true)))
-        {
+        if super::ha_enabled(&t) {
             return Err(ApiError::new::<String>(code::HA_IS_ENABLED, []));
         }
         let h = t

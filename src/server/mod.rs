@@ -87,6 +87,12 @@ impl Server {
     }
 }
 
+/// Whether HA is enabled on the pool.
+pub(crate) fn ha_enabled(t: &crate::pool::Tables) -> bool {
+    t.all(crate::model::classes::POOL.name)
+        .any(|(_, p)| p.get("ha_enabled") == Some(&crate::model::Value::Bool(true)))
+}
+
 /// Milliseconds since the Unix epoch (the server's only clock reading).
 pub(crate) fn now_ms() -> u64 {
     std::time::SystemTime::now()

@@ -373,30 +373,37 @@ pub async fn start(
     Ok(Value::void())
 }
 
+/// The UUID, host and domain command of a VM that must be in one of `allowed` power states.
+fn resident_vm(
+    server: &Server,
+    vm: &str,
+    allowed: &[&str],
+    expected: &str,
+) -> Result<(String, String, Option<String>), ApiError> {
+    let t = server.db.read();
+    let rec = t
+        .get(VM.name, vm)
+        .ok_or_else(|| ApiError::handle_invalid(VM.name, vm))?;
+    check_power_state(vm, rec, allowed, expected)?;
+    Ok((
+        str_field(rec, "uuid").to_string(),
+        str_field(rec, "resident_on").to_string(),
+        command_of(rec),
+    ))
+}
+
+fn stop_grace(hard: bool) -> Duration {
+    if hard {
+        Duration::ZERO
+    } else {
+        CLEAN_SHUTDOWN_GRACE
+    }
+}
+
 /// `VM.clean_shutdown` / `VM.hard_shutdown`.
 pub async fn shutdown(server: &Server, vm: &str, hard: bool) -> Result<Value, ApiError> {
-    let (uuid, host) = {
-        let t = server.db.read();
-        let rec = t
-            .get(VM.name, vm)
-            .ok_or_else(|| ApiError::handle_invalid(VM.name, vm))?;
-        check_power_state(vm, rec, &["Running", "Paused"], "running")?;
-        (
-            str_field(rec, "uuid").to_string(),
-            str_field(rec, "resident_on").to_string(),
-        )
-    };
-    stop_domain(
-        server,
-        &host,
-        &uuid,
-        if hard {
-            Duration::ZERO
-        } else {
-            CLEAN_SHUTDOWN_GRACE
-        },
-    )
-    .await?;
+    let (uuid, host, _) = resident_vm(server, vm, &["Running", "Paused"], "running")?;
+    stop_domain(server, &host, &uuid, stop_grace(hard)).await?;
     server
         .db
         .write(|t| set_residence(t, vm, NULL_REF, "Halted"))?;
@@ -406,29 +413,8 @@ pub async fn shutdown(server: &Server, vm: &str, hard: bool) -> Result<Value, Ap
 
 /// `VM.clean_reboot` / `VM.hard_reboot`: the domain restarts in place.
 pub async fn reboot(server: &Server, vm: &str, hard: bool) -> Result<Value, ApiError> {
-    let (uuid, command, host) = {
-        let t = server.db.read();
-        let rec = t
-            .get(VM.name, vm)
-            .ok_or_else(|| ApiError::handle_invalid(VM.name, vm))?;
-        check_power_state(vm, rec, &["Running"], "running")?;
-        (
-            str_field(rec, "uuid").to_string(),
-            command_of(rec),
-            str_field(rec, "resident_on").to_string(),
-        )
-    };
-    stop_domain(
-        server,
-        &host,
-        &uuid,
-        if hard {
-            Duration::ZERO
-        } else {
-            CLEAN_SHUTDOWN_GRACE
-        },
-    )
-    .await?;
+    let (uuid, host, command) = resident_vm(server, vm, &["Running"], "running")?;
+    stop_domain(server, &host, &uuid, stop_grace(hard)).await?;
     start_domain(server, &host, &uuid, command.as_deref()).await?;
     Ok(Value::void())
 }
