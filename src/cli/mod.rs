@@ -166,6 +166,12 @@ pub fn run(argv: &[String], env: &Env, out: &mut dyn Write, err: &mut dyn Write)
         CliError::ParamNotFound(missing.clone()).write(err);
         return 1;
     }
+    if matches!(c.op, table::Op::PoolHaWhatIf) {
+        // `snapshot=FILE`: answered from the file alone, without logging in.
+        if let Some(code) = commands::whatif::offline(&cmd, minimal, ours.format, out, err) {
+            return code;
+        }
+    }
     let (endpoint, kind) = if g.server == "127.0.0.1" {
         (
             Endpoint::Local {

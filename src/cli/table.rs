@@ -97,6 +97,10 @@ pub enum Op {
     SrCreate,
     /// `vdi-create`.
     VdiCreate,
+    /// `pool-dump-database` (writes this toolstack's JSON planning snapshot, not xapi's XML).
+    PoolDumpDatabase,
+    /// `pool-ha-what-if` (an extension).
+    PoolHaWhatIf,
 }
 
 /// Selector kinds a command takes (appended to its help).
@@ -532,6 +536,20 @@ fn explicit() -> Vec<Command> {
             &["sm-config:", "sharable", "tags:", "type"],
             "Create a VDI. Type is 'system' 'user' 'suspend' or 'crashdump'.",
             Op::VdiCreate,
+        ),
+        cmd(
+            "pool-dump-database",
+            &["file-name"],
+            &["force"],
+            "Dump the pool's failover-planning data to a local file, for 'xe pool-ha-what-if snapshot=<file>'. Unlike xapi's, which writes its whole XML database, this writes a JSON planning snapshot of this toolstack's own format (hosts with their memory, enabled and live flags; VMs with their power state, residence, memory and restart priority; see docs/xe.md). An existing file is only overwritten with --force.",
+            Op::PoolDumpDatabase,
+        ),
+        cmd(
+            "pool-ha-what-if",
+            &[],
+            &["snapshot", "protect", "unprotect", "add-hosts", "remove-hosts", "failures"],
+            "Answer failover-planning questions about a hypothetical pool without changing anything (an extension of this toolstack). The pool is read from the server (only getters are called; any XenServer/XCP-ng pool works) or, with snapshot=<file>, from a file written by pool-dump-database, without connecting. protect=<vm-uuid>[:<priority>],... gives VMs a restart priority (restart by default, best-effort or empty; a named halted VM is planned for as if started); unprotect=<vm-uuid>,... removes their protection; add-hosts=<count>x<memory> adds empty hosts (e.g. 2x64GiB); remove-hosts=<host-uuid>,... takes hosts out (their protected VMs must be restarted elsewhere first). Prints the maximum number of host failures the protected VMs survive, whether it is exact or a proven lower bound (with the upper bound), and the failure sequence and VM that break one more failure; with failures=<n>, whether a plan exists for n failures and why not. --output json prints the same as JSON.",
+            Op::PoolHaWhatIf,
         ),
     ]
 }

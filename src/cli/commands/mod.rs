@@ -9,6 +9,7 @@ mod generic;
 mod pool;
 mod select;
 mod storage;
+pub mod whatif;
 
 pub use generic::bytes_of_string;
 
@@ -239,6 +240,8 @@ pub fn run(
         Op::HostReboot => select::host_power(cmd, ctx, "host.reboot"),
         Op::SrCreate => storage::sr_create(cmd, ctx, p),
         Op::VdiCreate => storage::vdi_create(cmd, ctx, p),
+        Op::PoolDumpDatabase => whatif::dump(cmd, ctx, p),
+        Op::PoolHaWhatIf => whatif::what_if(cmd, whatif::Source::Pool(ctx), p, x.format),
         Op::PbdPlug | Op::PbdUnplug => {
             let uuid = cmd.get("uuid").unwrap_or("");
             let pbd = ctx.call("PBD.get_by_uuid", &[uuid.into()])?;
