@@ -319,6 +319,19 @@ fn live_pool_and_dump_agree_and_nothing_is_written() {
         x(&["pool-ha-what-if", &format!("snapshot={}", wrong.display())]),
         "is not a planning snapshot this xe reads",
     );
+    let stray = home.path().join("stray.json");
+    std::fs::write(
+        &stray,
+        serde_json::json!({"format": "xenha-planning-snapshot", "version": 1, "taken_at": "",
+            "hosts": [], "vms": [{"uuid": "v", "power_state": "Running", "resident_on": "gone",
+            "memory_static_max": 1}]})
+        .to_string(),
+    )
+    .unwrap();
+    fails(
+        x(&["pool-ha-what-if", &format!("snapshot={}", stray.display())]),
+        "VM v is resident on gone, which is not a host of the snapshot",
+    );
     let unwritable = home.path().join("no/such/dir/pool.json");
     fails(
         x(&[

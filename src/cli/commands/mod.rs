@@ -240,7 +240,7 @@ pub fn run(
         Op::HostReboot => select::host_power(cmd, ctx, "host.reboot"),
         Op::SrCreate => storage::sr_create(cmd, ctx, p),
         Op::VdiCreate => storage::vdi_create(cmd, ctx, p),
-        Op::PoolDumpDatabase => whatif::dump(cmd, ctx, p),
+        Op::PoolDumpDatabase => whatif::dump(cmd, ctx),
         Op::PoolHaWhatIf => whatif::what_if(cmd, whatif::Source::Pool(ctx), p, x.format),
         Op::PbdPlug | Op::PbdUnplug => {
             let uuid = cmd.get("uuid").unwrap_or("");

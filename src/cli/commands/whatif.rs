@@ -205,6 +205,17 @@ pub fn read(path: &str) -> Result<SnapshotFile, CliError> {
             )));
         }
     }
+    let hosts: HashSet<&str> = s.hosts.iter().map(|h| h.uuid.as_str()).collect();
+    if let Some(v) = s
+        .vms
+        .iter()
+        .find(|v| !v.resident_on.is_empty() && !hosts.contains(v.resident_on.as_str()))
+    {
+        return Err(CliError::failure(format!(
+            "{path}: VM {} is resident on {}, which is not a host of the snapshot",
+            v.uuid, v.resident_on
+        )));
+    }
     Ok(s)
 }
 
@@ -264,7 +275,7 @@ pub fn to_plan(s: &SnapshotFile) -> PoolSnapshot {
 }
 
 /// `pool-dump-database file-name=FILE [--force]`.
-pub fn dump(cmd: &CommandLine, ctx: &mut Ctx, p: &mut Printer) -> Result<(), CliError> {
+pub fn dump(cmd: &CommandLine, ctx: &mut Ctx) -> Result<(), CliError> {
     let path = cmd.get("file-name").unwrap_or("");
     let force = bool_param(cmd, "force")?;
     if Path::new(path).exists() && !force {
@@ -277,7 +288,6 @@ pub fn dump(cmd: &CommandLine, ctx: &mut Ctx, p: &mut Printer) -> Result<(), Cli
     json.push('\n');
     std::fs::write(path, json)
         .map_err(|e| CliError::failure(format!("cannot write {path}: {e}")))?;
-    let _ = p;
     Ok(())
 }
 
