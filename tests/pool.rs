@@ -342,7 +342,7 @@ fn designating_a_new_master_loses_nothing() {
         .unwrap()
         .port();
     let ips = ["127.0.0.61", "127.0.0.62", "127.0.0.63"];
-    let hosts: Vec<TestDaemon> = ips
+    let mut hosts: Vec<TestDaemon> = ips
         .iter()
         .map(|ip| TestDaemon::start_at(ip, port, &[]))
         .collect();
@@ -471,5 +471,20 @@ fn designating_a_new_master_loses_nothing() {
         forged["error"]["message"],
         json!("PERMISSION_DENIED"),
         "{forged}"
+    );
+    // The epoch survives a restart of the member.
+    hosts[2].kill9();
+    hosts[2].restart();
+    let stale = tcp(
+        &hosts[2],
+        "pool.internal_replicate",
+        json!([secret, 1, change]),
+    );
+    assert!(
+        stale["error"]["data"][0]
+            .as_str()
+            .unwrap()
+            .contains("stale epoch 1 (this host has seen 2)"),
+        "{stale}"
     );
 }

@@ -26,6 +26,7 @@ pub fn ensure(db: &Database, config: &Config) -> Result<String, DaemonError> {
             let inv = inventory::Inventory {
                 installation_uuid: uuid.clone(),
                 master_address: None,
+                epoch: 1,
             };
             inventory::write(&config.state_dir, &inv).map_err(io("writing the inventory"))?;
             uuid

@@ -84,7 +84,7 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
                     master: master.clone(),
                 },
                 secret,
-                1,
+                inventory.as_ref().map_or(1, |i| i.epoch),
                 peers,
                 generation,
             );
@@ -95,7 +95,8 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
             let this_host = bootstrap::ensure(&db, &config)?;
             let secret = bootstrap::ensure_pool_secret(&config)?;
             let generation = db.read().generation();
-            let membership = Membership::new(PoolRole::Master, secret, 1, peers, generation);
+            let epoch = inventory.as_ref().map_or(1, |i| i.epoch);
+            let membership = Membership::new(PoolRole::Master, secret, epoch, peers, generation);
             let server = Arc::new(Server::new(db, this_host, server_config, membership));
             bootstrap::ensure_root_password(&server, &config)?;
             let halted = crate::server::vm::reset_after_restart(&server)?;

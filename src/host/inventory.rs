@@ -19,6 +19,9 @@ pub struct Inventory {
     pub installation_uuid: String,
     /// `None` for a master; the master's address for a pool member.
     pub master_address: Option<String>,
+    /// The newest pool epoch this host has seen (each new master raises it); writes from an
+    /// older epoch are refused, also after a restart.
+    pub epoch: u64,
 }
 
 /// Read the inventory; `None` before the first start.
@@ -46,6 +49,7 @@ pub fn read(dir: &Path) -> std::io::Result<Option<Inventory>> {
     Ok(Some(Inventory {
         installation_uuid,
         master_address,
+        epoch: get("POOL_EPOCH").and_then(|e| e.parse().ok()).unwrap_or(1),
     }))
 }
 
@@ -56,6 +60,7 @@ pub fn write(dir: &Path, inv: &Inventory) -> std::io::Result<()> {
         None => text.push_str("POOL_ROLE='master'\n"),
         Some(m) => text.push_str(&format!("POOL_ROLE='slave'\nMASTER_ADDRESS='{m}'\n")),
     }
+    text.push_str(&format!("POOL_EPOCH='{}'\n", inv.epoch));
     write_atomic(dir, INVENTORY, text.as_bytes())
 }
 
@@ -122,12 +127,14 @@ mod tests {
         let master = Inventory {
             installation_uuid: "u1".into(),
             master_address: None,
+            epoch: 1,
         };
         write(dir.path(), &master).unwrap();
         assert_eq!(read(dir.path()).unwrap(), Some(master));
         let member = Inventory {
             installation_uuid: "u1".into(),
             master_address: Some("127.0.0.2".into()),
+            epoch: 3,
         };
         write(dir.path(), &member).unwrap();
         assert_eq!(read(dir.path()).unwrap(), Some(member));

@@ -429,10 +429,17 @@ fn check_epoch(server: &Server, epoch: i64) -> Result<(), ApiError> {
             [format!("stale epoch {epoch} (this host has seen {mine})")],
         ));
     }
-    server
-        .membership
-        .epoch
-        .store(epoch as u64, Ordering::SeqCst);
+    if epoch > mine {
+        server
+            .membership
+            .epoch
+            .store(epoch as u64, Ordering::SeqCst);
+        let master = match server.membership.role() {
+            PoolRole::Master => None,
+            PoolRole::Member { master } => Some(master),
+        };
+        save_role(server, master)?;
+    }
     Ok(())
 }
 
@@ -571,13 +578,13 @@ pub async fn join(
         inventory::write_secret(dir, &reply.secret).map_err(ApiError::internal)?;
     }
     server.db.restore(&reply.dump).map_err(ApiError::internal)?;
+    server.membership.epoch.store(reply.epoch, Ordering::SeqCst);
     save_role(server, Some(master.to_string()))?;
     *server
         .membership
         .secret
         .write()
         .unwrap_or_else(|e| e.into_inner()) = reply.secret.clone();
-    server.membership.epoch.store(reply.epoch, Ordering::SeqCst);
     *server
         .membership
         .role
@@ -861,6 +868,7 @@ pub fn ejected(server: &Server, secret: &str) -> Result<Value, ApiError> {
         &inventory::Inventory {
             installation_uuid: uuid,
             master_address: None,
+            epoch: 1,
         },
     )
     .map_err(ApiError::internal)?;
@@ -905,6 +913,7 @@ fn save_role(server: &Server, master_address: Option<String>) -> Result<(), ApiE
         &inventory::Inventory {
             installation_uuid: uuid,
             master_address,
+            epoch: server.membership.epoch.load(Ordering::SeqCst),
         },
     )
     .map_err(ApiError::internal)
@@ -985,8 +994,8 @@ pub async fn designate(server: &Server, target: &str) -> Result<Value, ApiError>
 
 fn step_down(server: &Server, master: &str, epoch: u64) -> Result<(), ApiError> {
     let m = &server.membership;
-    save_role(server, Some(master.to_string()))?;
     m.epoch.store(epoch, Ordering::SeqCst);
+    save_role(server, Some(master.to_string()))?;
     *m.role.write().unwrap_or_else(|e| e.into_inner()) = PoolRole::Member {
         master: master.to_string(),
     };
