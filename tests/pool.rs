@@ -488,3 +488,64 @@ fn designating_a_new_master_loses_nothing() {
         "{stale}"
     );
 }
+
+#[test]
+fn a_member_that_returns_with_more_memory_is_recorded_by_the_master() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let master = TestDaemon::start_at("127.0.0.71", port, &["--memory-total", "4294967296"]);
+    let mut member = TestDaemon::start_at("127.0.0.72", port, &["--memory-total", "4294967296"]);
+    let s = ok(tcp(
+        &member,
+        "session.login_with_password",
+        json!(["root", PASSWORD]),
+    ));
+    ok(tcp(
+        &member,
+        "pool.join",
+        json!([s, "127.0.0.71", "root", PASSWORD]),
+    ));
+    let ms = local_session(&master);
+    let hosts = ok(local(&master, "host.get_all_records", json!([ms])));
+    let host = json!(
+        hosts
+            .as_object()
+            .unwrap()
+            .iter()
+            .find(|(_, h)| h["address"] == json!("127.0.0.72"))
+            .unwrap()
+            .0
+    );
+    let memory_total = || {
+        let metrics = ok(local(&master, "host.get_metrics", json!([ms, host])));
+        ok(local(
+            &master,
+            "host_metrics.get_memory_total",
+            json!([ms, metrics]),
+        ))
+    };
+    assert_eq!(memory_total(), json!(4294967296i64));
+    member.kill9();
+    wait_for("the member to be not live", Duration::from_secs(20), || {
+        !live_of(&master, &ms, &host)
+    });
+    member.restart_with("--memory-total", "8589934592");
+    wait_for(
+        "the master to record the new memory",
+        Duration::from_secs(20),
+        || memory_total() == json!(8589934592i64),
+    );
+    assert!(live_of(&master, &ms, &host));
+    let messages = ok(local(&master, "message.get_all_records", json!([ms])));
+    assert!(
+        messages
+            .as_object()
+            .unwrap()
+            .values()
+            .any(|m| m["name"] == json!("HOST_LIVE")),
+        "{messages}"
+    );
+}

@@ -10,15 +10,15 @@ use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
 
 use super::{io, Config, DaemonError};
-use crate::host::{self, cpuinfo, inventory};
-use crate::model::classes::{HOST, HOST_CPU, HOST_METRICS, POOL};
-use crate::model::{ApiError, Value};
-use crate::pool::{Database, Txn};
-use crate::server::{auth, now_datetime, vm, Server};
+use crate::host::{self, cpuinfo, inventory, HostFacts};
+use crate::model::classes::{HOST, HOST_METRICS, POOL};
+use crate::model::Value;
+use crate::pool::Database;
+use crate::server::{auth, hostfacts, Server};
 
 /// Make sure this host, its CPUs and metrics, and the pool exist and are current; return the
 /// host's ref.
-pub fn ensure(db: &Database, config: &Config) -> Result<String, DaemonError> {
+pub fn ensure(db: &Database, config: &Config, facts: &HostFacts) -> Result<String, DaemonError> {
     let host_uuid = match inventory::read(&config.state_dir).map_err(io("reading the inventory"))? {
         Some(inv) => inv.installation_uuid,
         None => {
@@ -32,44 +32,8 @@ pub fn ensure(db: &Database, config: &Config) -> Result<String, DaemonError> {
             uuid
         }
     };
-    let cpus = match &config.cpuinfo_file {
-        Some(path) => {
-            let text =
-                std::fs::read_to_string(path).map_err(io(format!("reading {}", path.display())))?;
-            cpuinfo::parse_cpuinfo(&text)
-        }
-        None => cpuinfo::read_local().map_err(io("reading /proc/cpuinfo"))?,
-    };
-    let memory_total = match config.memory_total {
-        Some(m) => m,
-        None => host::meminfo::read_local_total().map_err(io("reading /proc/meminfo"))?,
-    };
-    let address = config
-        .address
-        .clone()
-        .or_else(|| {
-            [config.https_listen, config.http_listen]
-                .into_iter()
-                .flatten()
-                .map(|a| a.ip())
-                .find(|ip| !ip.is_unspecified())
-                .map(|ip| ip.to_string())
-        })
-        .unwrap_or_else(|| "127.0.0.1".to_string());
-    let hostname = host::hostname();
-    let summary = cpuinfo::summarise(&cpus);
-    let cpu_info = Value::string_map([
-        ("cpu_count", summary.cpu_count.to_string()),
-        ("socket_count", summary.socket_count.to_string()),
-        ("threads_per_core", summary.threads_per_core.to_string()),
-        ("vendor", summary.vendor.clone()),
-        ("speed", summary.speed.to_string()),
-        ("modelname", summary.modelname.clone()),
-        ("family", summary.family.to_string()),
-        ("model", summary.model.to_string()),
-        ("stepping", summary.stepping.clone()),
-        ("flags", summary.flags.clone()),
-    ]);
+    let cpu_info = hostfacts::cpu_info(&facts.cpus);
+    let hostname = facts.hostname.clone();
     let host_ref = db.write(|t| {
         let existing = t.base().by_uuid(&host_uuid).map(|(_, r)| r.to_string());
         let host_ref = match existing {
@@ -91,16 +55,7 @@ pub fn ensure(db: &Database, config: &Config) -> Result<String, DaemonError> {
                 )
             }
         };
-        refresh_host(
-            t,
-            &host_ref,
-            &cpus,
-            &cpu_info,
-            memory_total,
-            config.memory_overhead,
-            &address,
-            &hostname,
-        )?;
+        hostfacts::apply(t, &host_ref, facts)?;
         if t.base().all(POOL.name).next().is_none() {
             t.create(
                 &POOL,
@@ -113,88 +68,6 @@ pub fn ensure(db: &Database, config: &Config) -> Result<String, DaemonError> {
         Ok(host_ref)
     })?;
     Ok(host_ref)
-}
-
-#[allow(clippy::too_many_arguments)]
-fn refresh_host(
-    t: &mut Txn<'_>,
-    host_ref: &str,
-    cpus: &[cpuinfo::Cpu],
-    cpu_info: &Value,
-    memory_total: i64,
-    memory_overhead: i64,
-    address: &str,
-    hostname: &str,
-) -> Result<(), ApiError> {
-    let rec = t
-        .get(HOST.name, host_ref)
-        .cloned()
-        .ok_or_else(|| ApiError::handle_invalid(HOST.name, host_ref))?;
-    // Replace the CPU objects only when the hardware changed, so their UUIDs stay stable.
-    let old_cpus: Vec<String> = rec["host_CPUs"]
-        .as_array()
-        .unwrap_or_default()
-        .iter()
-        .filter_map(|v| v.as_str().map(str::to_string))
-        .collect();
-    let unchanged = old_cpus.len() == cpus.len()
-        && old_cpus.iter().zip(cpus).all(|(r, c)| {
-            t.get(HOST_CPU.name, r).is_some_and(|rec| {
-                rec["modelname"].as_str() == Some(c.modelname.as_str())
-                    && rec["flags"].as_str() == Some(c.flags.as_str())
-            })
-        });
-    let cpu_refs: Vec<Value> = if unchanged {
-        old_cpus.into_iter().map(Value::Str).collect()
-    } else {
-        for r in &old_cpus {
-            if t.get(HOST_CPU.name, r).is_some() {
-                t.delete(&HOST_CPU, r)?;
-            }
-        }
-        cpus.iter()
-            .map(|c| {
-                Value::Str(t.create(
-                    &HOST_CPU,
-                    [
-                        ("host", Value::str(host_ref)),
-                        ("number", Value::Int(c.number)),
-                        ("vendor", Value::str(c.vendor.clone())),
-                        ("speed", Value::Int(c.speed)),
-                        ("model", Value::Int(c.model)),
-                        ("family", Value::Int(c.family)),
-                        ("modelname", Value::str(c.modelname.clone())),
-                        ("stepping", Value::str(c.stepping.clone())),
-                        ("flags", Value::str(c.flags.clone())),
-                    ],
-                ))
-            })
-            .collect()
-    };
-    let metrics = rec["metrics"].as_str().unwrap_or_default().to_string();
-    t.update(&HOST, host_ref, |h| {
-        h.insert("host_CPUs".into(), Value::Array(cpu_refs));
-        h.insert("cpu_info".into(), cpu_info.clone());
-        h.insert("memory_overhead".into(), Value::Int(memory_overhead));
-        h.insert("address".into(), Value::str(address));
-        h.insert("hostname".into(), Value::str(hostname));
-        h.insert(
-            "software_version".into(),
-            Value::string_map([
-                ("product_brand", "xenha"),
-                ("product_version", env!("CARGO_PKG_VERSION")),
-            ]),
-        );
-    })?;
-    t.update(&HOST_METRICS, &metrics, |m| {
-        m.insert("memory_total".into(), Value::Int(memory_total));
-        m.insert("live".into(), Value::Bool(true));
-        m.insert("last_updated".into(), Value::DateTime(now_datetime()));
-    })?;
-    let free = vm::host_free_memory(t, host_ref);
-    t.update(&HOST_METRICS, &metrics, |m| {
-        m.insert("memory_free".into(), Value::Int(free));
-    })
 }
 
 /// On first start, give root a password: from `--root-password-file`, from
@@ -260,4 +133,40 @@ pub fn ensure_pool_secret(config: &Config) -> Result<String, DaemonError> {
     );
     inventory::write_secret(&config.state_dir, &secret).map_err(io("writing the pool secret"))?;
     Ok(secret)
+}
+
+/// What this host knows about itself: CPUs (from `--cpuinfo` or /proc/cpuinfo), memory (from
+/// `--memory-total` or /proc/meminfo), its address and host name.
+pub fn gather_facts(config: &Config) -> Result<HostFacts, DaemonError> {
+    let cpus = match &config.cpuinfo_file {
+        Some(path) => {
+            let text =
+                std::fs::read_to_string(path).map_err(io(format!("reading {}", path.display())))?;
+            cpuinfo::parse_cpuinfo(&text)
+        }
+        None => cpuinfo::read_local().map_err(io("reading /proc/cpuinfo"))?,
+    };
+    let memory_total = match config.memory_total {
+        Some(m) => m,
+        None => host::meminfo::read_local_total().map_err(io("reading /proc/meminfo"))?,
+    };
+    let address = config
+        .address
+        .clone()
+        .or_else(|| {
+            [config.https_listen, config.http_listen]
+                .into_iter()
+                .flatten()
+                .map(|a| a.ip())
+                .find(|ip| !ip.is_unspecified())
+                .map(|ip| ip.to_string())
+        })
+        .unwrap_or_else(|| "127.0.0.1".to_string());
+    Ok(HostFacts {
+        cpus,
+        memory_total,
+        memory_overhead: config.memory_overhead,
+        address,
+        hostname: host::hostname(),
+    })
 }

@@ -55,9 +55,11 @@ pub(crate) fn io(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> D
 pub async fn run(config: Config) -> Result<(), DaemonError> {
     create_private_dir(&config.state_dir)?;
     let db = Database::open(&config.state_dir.join("pool.db"))?;
+    let facts = bootstrap::gather_facts(&config)?;
     let server_config = ServerConfig {
         auth_failure_delay: config.auth_failure_delay,
         state_dir: Some(config.state_dir.clone()),
+        facts: Some(facts.clone()),
     };
     let peers = Peers::new(&config.pool_scheme, config.pool_port, PEER_TIMEOUT);
     let inventory = inventory::read(&config.state_dir).map_err(io("reading the inventory"))?;
@@ -92,7 +94,7 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
             Arc::new(Server::new(db, this_host, server_config, membership))
         }
         None => {
-            let this_host = bootstrap::ensure(&db, &config)?;
+            let this_host = bootstrap::ensure(&db, &config, &facts)?;
             let secret = bootstrap::ensure_pool_secret(&config)?;
             let generation = db.read().generation();
             let epoch = inventory.as_ref().map_or(1, |i| i.epoch);

@@ -8,7 +8,7 @@
 use std::collections::BTreeSet;
 
 /// One logical CPU, in `host_cpu`'s terms.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Cpu {
     /// Logical CPU number (`processor`).
     pub number: i64,

@@ -12,6 +12,21 @@ pub mod storage;
 pub use cpuinfo::{parse_cpuinfo, Cpu, CpuSummary};
 pub use meminfo::parse_meminfo_total;
 
+/// What a host knows about itself and the pool database must say about it.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct HostFacts {
+    /// Its logical CPUs.
+    pub cpus: Vec<Cpu>,
+    /// Total memory in bytes.
+    pub memory_total: i64,
+    /// Memory the host keeps for itself, in bytes.
+    pub memory_overhead: i64,
+    /// The address other hosts reach it at.
+    pub address: String,
+    /// Its host name.
+    pub hostname: String,
+}
+
 /// This machine's host name, from the kernel.
 pub fn hostname() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")

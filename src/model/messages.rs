@@ -330,6 +330,13 @@ pub static EXPLICIT: &[MessageDecl] = &[
     msg("VDI", "destroy", &[p("self", Ty::Ref("VDI"))], None, "Destroy the specified VDI.").role(Role::VmAdmin),
     internal(
         "host",
+        "internal_facts",
+        &[p("secret", Ty::String)],
+        Some(Ty::String),
+        "Pool-internal: what this host knows about itself (CPUs, memory, address, host name).",
+    ),
+    internal(
+        "host",
         "internal_storage",
         &[p("secret", Ty::String), p("op", Ty::String)],
         Some(Ty::String),

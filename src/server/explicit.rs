@@ -188,6 +188,17 @@ pub async fn call(
         }
         ("VDI", "create") => storage::create_vdi(server, &args[0]).await,
         ("VDI", "destroy") => storage::destroy_vdi(server, &str_arg(&args, 0)).await,
+        ("host", "internal_facts") => {
+            server.membership.check_secret(&str_arg(&args, 0))?;
+            let facts = server
+                .config
+                .facts
+                .as_ref()
+                .ok_or_else(|| ApiError::internal("this host has no facts"))?;
+            Ok(Value::Str(
+                serde_json::to_string(facts).expect("facts serialise"),
+            ))
+        }
         ("host", "internal_storage") => {
             storage::internal(server, &str_arg(&args, 0), &str_arg(&args, 1))
         }

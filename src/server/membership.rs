@@ -328,6 +328,34 @@ async fn recover(server: &Server, host: &str) -> bool {
     }
     m.mark_reachable(host, true);
     set_live(server, host, true);
+    // Record what the member says about itself: it may have restarted with other hardware.
+    match m
+        .peers
+        .call(
+            &address,
+            "host.internal_facts",
+            vec![Value::str(m.secret())],
+        )
+        .await
+    {
+        Ok(v) => {
+            match serde_json::from_str::<crate::host::HostFacts>(v.as_str().unwrap_or_default()) {
+                Ok(facts) => {
+                    if let Err(e) = server
+                        .db
+                        .write(|t| super::hostfacts::apply(t, host, &facts))
+                    {
+                        tracing::warn!(host = %address, error = %e, "could not record a member's facts");
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(host = %address, error = %e, "a member sent unreadable facts")
+                }
+            }
+        }
+        Err(e) => tracing::warn!(host = %address, error = %e, "a member did not say what it is"),
+    }
+
     tracing::info!(host = %address, "member is up to date and live");
     true
 }

@@ -11,6 +11,7 @@ pub mod dispatch;
 mod explicit;
 mod generic;
 pub mod ha_plan;
+pub mod hostfacts;
 pub mod http;
 pub mod membership;
 pub mod peer;
@@ -40,6 +41,8 @@ pub struct ServerConfig {
     pub auth_failure_delay: Duration,
     /// Where the inventory and pool secret live (`None` in tests without a state directory).
     pub state_dir: Option<PathBuf>,
+    /// What this host knows about itself, for the master to record.
+    pub facts: Option<crate::host::HostFacts>,
 }
 
 impl Default for ServerConfig {
@@ -47,6 +50,7 @@ impl Default for ServerConfig {
         ServerConfig {
             auth_failure_delay: Duration::from_secs(5),
             state_dir: None,
+            facts: None,
         }
     }
 }

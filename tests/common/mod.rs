@@ -173,6 +173,16 @@ impl TestDaemon {
         }
     }
 
+    /// Start again on the same state directory and ports, with `flag value` set anew (a host
+    /// that comes back with other hardware).
+    pub fn restart_with(&mut self, flag: &str, value: &str) {
+        if let Some(i) = self.extra.iter().position(|a| a == flag) {
+            self.extra.drain(i..i + 2);
+        }
+        self.extra.extend([flag.to_string(), value.to_string()]);
+        self.restart();
+    }
+
     /// Start again on the same state directory and ports.
     pub fn restart(&mut self) {
         assert!(self.child.is_none(), "stop the daemon first");
