@@ -12,6 +12,7 @@ mod error_docs;
 pub mod errors;
 pub mod messages;
 pub mod roles;
+pub mod time;
 pub mod types;
 pub mod value;
 

@@ -430,6 +430,46 @@ impl Txn<'_> {
         Ok(())
     }
 
+    /// Add `member` to the set field `field` of an object, once.
+    pub fn add_to_set(
+        &mut self,
+        class: &'static ClassDecl,
+        r: &str,
+        field: &str,
+        member: &str,
+    ) -> Result<(), ApiError> {
+        self.update(class, r, |rec| {
+            let mut items = rec
+                .get(field)
+                .and_then(Value::as_array)
+                .unwrap_or_default()
+                .to_vec();
+            if !items.iter().any(|v| v.as_str() == Some(member)) {
+                items.push(Value::str(member));
+            }
+            rec.insert(field.to_string(), Value::Array(items));
+        })
+    }
+
+    /// Remove `member` from the set field `field` of an object.
+    pub fn remove_from_set(
+        &mut self,
+        class: &'static ClassDecl,
+        r: &str,
+        field: &str,
+        member: &str,
+    ) -> Result<(), ApiError> {
+        self.update(class, r, |rec| {
+            let mut items = rec
+                .get(field)
+                .and_then(Value::as_array)
+                .unwrap_or_default()
+                .to_vec();
+            items.retain(|v| v.as_str() != Some(member));
+            rec.insert(field.to_string(), Value::Array(items));
+        })
+    }
+
     /// Delete an object.
     pub fn delete(&mut self, class: &'static ClassDecl, r: &str) -> Result<(), ApiError> {
         if self.get(class.name, r).is_none() {

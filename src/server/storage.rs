@@ -138,15 +138,7 @@ pub async fn create(
                     ("currently_attached", Value::Bool(*plugged)),
                 ],
             );
-            t.update(&HOST, h, |r| {
-                let mut list = r
-                    .get("PBDs")
-                    .and_then(Value::as_array)
-                    .unwrap_or_default()
-                    .to_vec();
-                list.push(Value::str(pbd.clone()));
-                r.insert("PBDs".into(), Value::Array(list));
-            })?;
+            t.add_to_set(&HOST, h, "PBDs", &pbd)?;
             pbds.push(Value::Str(pbd));
         }
         t.set(&SR, &sr, "PBDs", Value::Array(pbds))?;
@@ -350,14 +342,8 @@ pub async fn create_vdi(server: &Server, args: &Value) -> Result<Value, ApiError
                 ("sm_config", Value::string_map(sm_config.clone())),
             ],
         );
+        t.add_to_set(&SR, &sr, "VDIs", &vdi)?;
         t.update(&SR, &sr, |s| {
-            let mut vdis = s
-                .get("VDIs")
-                .and_then(Value::as_array)
-                .unwrap_or_default()
-                .to_vec();
-            vdis.push(Value::str(vdi.clone()));
-            s.insert("VDIs".into(), Value::Array(vdis));
             let alloc = s
                 .get("virtual_allocation")
                 .and_then(Value::as_int)
@@ -409,14 +395,8 @@ pub async fn destroy_vdi(server: &Server, vdi: &str) -> Result<Value, ApiError> 
     .await?;
     server.db.write(|t| {
         t.delete(&VDI, vdi)?;
+        t.remove_from_set(&SR, &sr, "VDIs", vdi)?;
         t.update(&SR, &sr, |s| {
-            let mut vdis = s
-                .get("VDIs")
-                .and_then(Value::as_array)
-                .unwrap_or_default()
-                .to_vec();
-            vdis.retain(|v| v.as_str() != Some(vdi));
-            s.insert("VDIs".into(), Value::Array(vdis));
             let alloc = s
                 .get("virtual_allocation")
                 .and_then(Value::as_int)
@@ -463,15 +443,7 @@ pub fn remove(server: &Server, sr: &str, forget: bool) -> Result<Value, ApiError
                 .map(|r| str_of(r, "host").to_string())
                 .unwrap_or_default();
             if t.get(HOST.name, &host).is_some() {
-                t.update(&HOST, &host, |h| {
-                    let mut list = h
-                        .get("PBDs")
-                        .and_then(Value::as_array)
-                        .unwrap_or_default()
-                        .to_vec();
-                    list.retain(|v| v.as_str() != Some(p.as_str()));
-                    h.insert("PBDs".into(), Value::Array(list));
-                })?;
+                t.remove_from_set(&HOST, &host, "PBDs", p)?;
             }
             t.delete(&PBD, p)?;
         }

@@ -150,18 +150,10 @@ fn set_residence(t: &mut Txn<'_>, vm: &str, host: &str, power_state: &str) -> Re
         if h == NULL_REF || t.get(HOST.name, h).is_none() {
             continue;
         }
-        let host_rec = t.get(HOST.name, h).cloned().expect("checked");
-        let mut resident: Vec<Value> = host_rec["resident_VMs"]
-            .as_array()
-            .unwrap_or_default()
-            .to_vec();
-        resident.retain(|v| v.as_str() != Some(vm));
+        t.remove_from_set(&HOST, h, "resident_VMs", vm)?;
         if h == resident_on {
-            resident.push(Value::str(vm));
+            t.add_to_set(&HOST, h, "resident_VMs", vm)?;
         }
-        t.update(&HOST, h, |r| {
-            r.insert("resident_VMs".into(), Value::Array(resident));
-        })?;
     }
     // Mirror the accounting into the metrics of every host touched, from the staged records.
     for h in [old_host.as_str(), resident_on] {
