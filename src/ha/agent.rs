@@ -1072,9 +1072,15 @@ impl Agent {
         if let Some(start) = self.fh_started {
             let waited = self.now.saturating_sub(start);
             let hbd = self.hbdomain();
+            let consistent = self.consistent(start, &hbd, &sfd);
             if waited >= self.t.hb_interval.max(self.t.sf_interval)
-                && (waited >= self.t.settle || self.consistent(start, &hbd, &sfd))
+                && (waited >= self.t.settle || consistent)
             {
+                let hbd = if consistent {
+                    hbd
+                } else {
+                    self.merged_hbdomain(&hbd, &sfd)
+                };
                 self.decide(&hbd, &sfd);
                 if self.phase == Phase::Fenced {
                     return;
@@ -1092,6 +1098,7 @@ impl Agent {
         if !due.is_empty() {
             self.pending.retain(|(h, _)| !due.contains(*h));
             self.current = self.current.difference(&due);
+            self.next_sf = self.next_sf.min(self.now); // re-elect promptly if the master left
             self.out.push_back(Output::LivesetChanged {
                 liveset: self.current,
                 added: HostSet::EMPTY,
@@ -1125,6 +1132,37 @@ impl Agent {
                 .is_none_or(|s| !s.phase.is_member() || s.phase == Phase::FaultHandling)
         });
         on_hb && on_sf
+    }
+
+    /// FH2 timed out: narrow my heartbeat domain to the clique every host computes from the
+    /// same published domains (freshest copy: heartbeat if I hear the host, else statefile).
+    fn merged_hbdomain(&mut self, hbd: &HostSet, sfd: &HostSet) -> HostSet {
+        let doms: Vec<HostSet> = (0..self.n)
+            .map(|p| {
+                if p == self.me {
+                    *hbd
+                } else if let Some(hb) = self.peers.latest(p).filter(|_| hbd.contains(p)) {
+                    hb.hbdomain
+                } else {
+                    self.sections[p]
+                        .as_ref()
+                        .map_or(HostSet::EMPTY, |s| s.hbdomain)
+                }
+            })
+            .collect();
+        let candidates = self.current.intersection(&hbd.union(sfd));
+        let clique = survival::merge_clique(candidates, &doms);
+        let merged = if clique.contains(self.me) {
+            hbd.intersection(&clique)
+        } else {
+            HostSet::single(self.me)
+        };
+        if merged != *hbd {
+            self.out.push_back(Output::Warning(format!(
+                "views inconsistent: merged heartbeat domain {hbd} to clique {merged}"
+            )));
+        }
+        merged
     }
 
     fn decide(&mut self, hbd: &HostSet, sfd: &HostSet) {
@@ -1317,7 +1355,10 @@ impl Agent {
             }
         }
         if self.armed && self.phase.is_member() {
-            self.lock_request = holder.is_none() || holder == Some(self.me);
+            // Ask as soon as the holder is being removed: grants cannot move before it is
+            // dropped (at its fence deadline), but the election then takes one cycle, not three.
+            let holder_leaving = holder.is_some_and(|h| self.pending.iter().any(|(p, _)| *p == h));
+            self.lock_request = holder.is_none() || holder == Some(self.me) || holder_leaving;
             if self.lock_request {
                 requesters.insert(self.me);
             }

@@ -224,8 +224,54 @@ fn best_partition(
     (holds_me && sfd.contains(w) && hbd.contains(w)).then_some(w)
 }
 
+/// xha's consistent-view merge (FH2 timed out, e.g. a non-transitive partition): greedily
+/// set aside the candidate with the fewest heartbeat connections until the rest form a clique
+/// in which everyone hears everyone. Ties keep hosts whose domain holds a lower index, then
+/// lower indices (the scan runs from the highest index down and replaces only on strictly
+/// smaller scores). Every host computing it from the same domains gets the same clique.
+pub fn merge_clique(candidates: HostSet, hbdomains: &[HostSet]) -> HostSet {
+    let mut doms: Vec<HostSet> = hbdomains.to_vec();
+    let mut rest = candidates;
+    loop {
+        let mut pick: Option<(usize, usize)> = None;
+        for i in rest.iter().collect::<Vec<_>>().into_iter().rev() {
+            let d = doms[i].intersection(&rest);
+            let score =
+                d.len() * 0x100 + (super::MAX_HOSTS - d.first().unwrap_or(super::MAX_HOSTS));
+            if pick.is_none_or(|(_, s)| score < s) {
+                pick = Some((i, score));
+            }
+        }
+        let Some((i, _)) = pick else { return rest };
+        if rest.is_subset(&doms[i]) {
+            return rest;
+        }
+        rest.remove(i);
+        for d in doms.iter_mut() {
+            d.remove(i);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn merge_finds_the_same_clique_everywhere() {
+        use super::merge_clique;
+        let set = |v: &[usize]| -> super::HostSet { v.iter().copied().collect() };
+        // Non-transitive partition: h2 and h3 cannot talk, both talk to h0 and h1.
+        let doms = [
+            set(&[0, 1, 2, 3]),
+            set(&[0, 1, 2, 3]),
+            set(&[0, 1, 2]),
+            set(&[0, 1, 3]),
+        ];
+        assert_eq!(merge_clique(set(&[0, 1, 2, 3]), &doms), set(&[0, 1, 2]));
+        // A star: only h0 hears everyone; the clique is h0 plus its lowest partner.
+        let doms = [set(&[0, 1, 2]), set(&[0, 1]), set(&[0, 2])];
+        assert_eq!(merge_clique(set(&[0, 1, 2]), &doms), set(&[0, 1]));
+    }
+
     use super::*;
 
     fn set(v: &[usize]) -> HostSet {
