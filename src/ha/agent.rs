@@ -225,6 +225,7 @@ pub struct Agent {
     pending: Vec<(usize, u64)>,
     formation: HostSet,
     join_members: HostSet,
+    member_incarnation: Vec<u64>,
     // Heartbeat.
     hb_seq: u64,
     sent: VecDeque<(u64, u64)>,
@@ -291,6 +292,7 @@ impl Agent {
             pending: Vec::new(),
             formation: HostSet::EMPTY,
             join_members: HostSet::EMPTY,
+            member_incarnation: vec![0; n],
             hb_seq: base,
             sent: VecDeque::new(),
             next_hb: 0,
@@ -375,7 +377,11 @@ impl Agent {
         }
         match input {
             Input::Tick => {}
-            Input::Packet(b) => self.on_packet(&b),
+            Input::Packet(b) => {
+                // A packet only updates the peer table (and may carry a fence request); the
+                // domains it changes are evaluated on the next timer, at most t1 later.
+                return self.on_packet(&b);
+            }
             Input::StatefileWritten(r) => self.on_written(r),
             Input::StatefileRead(r) => self.on_read(r),
             Input::Command(c) => self.on_command(c),
@@ -467,17 +473,24 @@ impl Agent {
         let Ok(s) = self.peers.accept(self.now, self.me, &self.cfg, hb) else {
             return;
         };
-        let hb = self.peers.latest(s).expect("just accepted").clone();
+        let hb = self.peers.latest(s).expect("just accepted");
+        let (phase, fence_request, lists_itself, proposes_me) = (
+            hb.phase,
+            hb.fence_request,
+            hb.current.contains(s),
+            hb.proposed.contains(self.me),
+        );
+        self.known_epoch = self.known_epoch.max(hb.epoch);
         // xha: a member that reboots announces itself as starting; until our fault handler has
         // removed it, its new packets must not keep it in our heartbeat domain.
-        if hb.phase == Phase::Starting && self.current.contains(s) {
+        if self.restarted(s) && self.current.contains(s) {
             self.peers.set_last_rx(s, prev_rx);
         }
         if self.armed
-            && hb.fence_request
-            && hb.phase.is_member()
-            && hb.current.contains(s)
-            && !hb.proposed.contains(self.me)
+            && fence_request
+            && phase.is_member()
+            && lists_itself
+            && !proposes_me
             && self.current.contains(s)
         {
             self.fence(FenceReason::FenceRequest { from: s });
@@ -651,8 +664,56 @@ impl Agent {
                 }
             }
         }
+        if self.armed {
+            for p in self.current.iter().filter(|&p| p != self.me) {
+                let Some(hb) = self.peers.latest(p) else {
+                    continue;
+                };
+                // A member that restarted or gave up is not the member we knew; and a member
+                // that has not acknowledged us for nearly a lease cannot hear us: treat both
+                // as unreachable so the fault handler settles it before our lease runs out.
+                let restarted = self.restarted(p);
+                let deaf = hb.phase.is_member()
+                    && self.grant_expiry(p) < self.now + 2 * self.t.hb_interval
+                    && !self.pending.iter().any(|(h, _)| *h == p);
+                if restarted || deaf {
+                    d.remove(p);
+                }
+            }
+        }
         d.insert(self.me);
         d.difference(&self.excluded)
+    }
+
+    /// Has member `p` restarted (a newer incarnation than the one admitted) or given up?
+    fn restarted(&self, p: usize) -> bool {
+        self.peers.latest(p).is_some_and(|hb| {
+            hb.phase == Phase::Aborted || hb.sequence >> 32 > self.member_incarnation[p]
+        })
+    }
+
+    /// Records the incarnation of each new member, to recognise its restart later.
+    fn admit(&mut self, hosts: HostSet) {
+        for p in hosts.iter() {
+            self.member_incarnation[p] = self.peers.latest(p).map_or(0, |hb| hb.sequence >> 32);
+        }
+    }
+
+    /// Until when member `x`'s latest heartbeat lets me act: it must list me in its proposed
+    /// liveset and echo one of my heartbeats; the grant lasts `lease` from that heartbeat's
+    /// send time (0 when there is no grant).
+    fn grant_expiry(&self, x: usize) -> u64 {
+        let Some(hb) = self.peers.latest(x) else {
+            return 0;
+        };
+        if !hb.proposed.contains(self.me) {
+            return 0;
+        }
+        self.sent
+            .iter()
+            .rev()
+            .find(|(s, _)| *s == hb.echo_seq)
+            .map_or(0, |(_, t)| t + self.t.lease)
     }
 
     fn sfdomain(&self) -> HostSet {
@@ -942,6 +1003,7 @@ impl Agent {
 
     fn arm(&mut self, liveset: HostSet) {
         self.current = liveset;
+        self.admit(liveset);
         self.armed = true;
         self.phase = Phase::Online;
         if self.mode == Some(Command::Enable) {
@@ -1033,6 +1095,7 @@ impl Agent {
                 })
                 .collect();
             if !joiners.is_empty() {
+                self.admit(joiners);
                 self.current = self.current.union(&joiners);
                 self.out.push_back(Output::LivesetChanged {
                     liveset: self.current,
@@ -1073,8 +1136,11 @@ impl Agent {
             let waited = self.now.saturating_sub(start);
             let hbd = self.hbdomain();
             let consistent = self.consistent(start, &hbd, &sfd);
-            if waited >= self.t.hb_interval.max(self.t.sf_interval)
-                && (waited >= self.t.settle || consistent)
+            // Decide early rather than lose the lease while waiting for views to agree.
+            let lease_short = self.compute_lease().0 <= self.now + self.t.hb_interval;
+            if lease_short
+                || (waited >= self.t.hb_interval.max(self.t.sf_interval)
+                    && (waited >= self.t.settle || consistent))
             {
                 let hbd = if consistent {
                     hbd
@@ -1150,7 +1216,11 @@ impl Agent {
                 }
             })
             .collect();
-        let candidates = self.current.intersection(&hbd.union(sfd));
+        let restarted: HostSet = (0..self.n).filter(|&p| self.restarted(p)).collect();
+        let candidates = self
+            .current
+            .intersection(&hbd.union(sfd))
+            .difference(&restarted);
         let clique = survival::merge_clique(candidates, &doms);
         let merged = if clique.contains(self.me) {
             hbd.intersection(&clique)
@@ -1234,15 +1304,7 @@ impl Agent {
             if !hb.phase.is_member() {
                 continue; // Starting/joining/aborted/disarmed hosts do not act on the liveset.
             }
-            let sent = self
-                .sent
-                .iter()
-                .find(|(s, _)| *s == hb.echo_seq)
-                .map(|(_, t)| *t);
-            let exp = match sent {
-                Some(t) if hb.proposed.contains(self.me) => t + self.t.lease,
-                _ => 0,
-            };
+            let exp = self.grant_expiry(x);
             if exp <= self.now {
                 missing.insert(x);
             }
@@ -1324,11 +1386,12 @@ impl Agent {
     // ---------------------------------------------------------------- master lock
 
     fn run_lock(&mut self, fresh_global: Option<GlobalSection>) {
-        let members = match self.phase {
+        let all_members = match self.phase {
             Phase::Online | Phase::FaultHandling => self.current,
             Phase::Joining => self.join_members.union(&HostSet::single(self.me)),
             _ => return,
         };
+        let members = all_members;
         let mut grants: Vec<Option<usize>> = self
             .sections
             .iter()
@@ -1344,6 +1407,21 @@ impl Agent {
         } else {
             requesters.remove(self.me);
         }
+        // Only settled members vote: a member whose section shows it restarting, joining or
+        // not yet armed has no meaningful grant (its old incarnation's grant died with it).
+        let members: HostSet = members
+            .iter()
+            .filter(|&m| {
+                m == self.me
+                    || self.sections[m].as_ref().is_some_and(|s| {
+                        matches!(
+                            s.phase,
+                            Phase::Online | Phase::FaultHandling | Phase::Disarmed
+                        )
+                    })
+            })
+            .collect();
+        let all_settled = members == all_members;
         let holder = lock::holder(&members, &grants);
         if let Some(epoch) = self.master_epoch {
             if holder != Some(self.me) {
@@ -1358,9 +1436,14 @@ impl Agent {
             // Ask as soon as the holder is being removed: grants cannot move before it is
             // dropped (at its fence deadline), but the election then takes one cycle, not three.
             let holder_leaving = holder.is_some_and(|h| self.pending.iter().any(|(p, _)| *p == h));
-            self.lock_request = holder.is_none() || holder == Some(self.me) || holder_leaving;
+            // New requests wait until every member has settled (armed and published), so
+            // the first election after enable or a reboot is not decided by a partial vote.
+            self.lock_request =
+                holder == Some(self.me) || (all_settled && (holder.is_none() || holder_leaving));
             if self.lock_request {
                 requesters.insert(self.me);
+            } else {
+                requesters.remove(self.me);
             }
         }
         let am_master = self.master_epoch.is_some() || self.claiming.is_some();
@@ -1370,18 +1453,21 @@ impl Agent {
             && holder == Some(self.me)
             && self.armed
         {
-            if let Some(g) = fresh_global {
-                let epoch = g.epoch.max(self.known_epoch) + 1;
-                self.claiming = Some(epoch);
-                self.global_write = Some(GlobalSection {
-                    master: Some(self.me as u16),
-                    master_uuid: self.cfg.hosts[self.me],
-                    epoch,
-                    pool_state: PoolState::Active,
-                    ..g
-                });
-                self.next_sf = self.now;
-            }
+            // A corrupt global section is rewritten from scratch: the epoch then comes from
+            // the highest one any member has published (sections and heartbeats carry it), and
+            // the old master published its epoch before it could let the lock go.
+            let epoch_seen = fresh_global.as_ref().map_or(0, |g| g.epoch);
+            let epoch = epoch_seen.max(self.known_epoch) + 1;
+            self.claiming = Some(epoch);
+            self.global_write = Some(GlobalSection {
+                generation: self.cfg.generation,
+                pool_state: PoolState::Active,
+                config_hosts: self.n as u16,
+                master: Some(self.me as u16),
+                master_uuid: self.cfg.hosts[self.me],
+                epoch,
+            });
+            self.next_sf = self.now;
         }
     }
 

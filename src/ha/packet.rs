@@ -191,7 +191,10 @@ impl Heartbeat {
         let u64_at = |o: usize| u64::from_le_bytes(bytes[o..o + 8].try_into().expect("8 bytes"));
         let set_at = |k: usize| {
             let base = HEADER + k * 8 * words;
-            let ws: Vec<u64> = (0..words).map(|i| u64_at(base + 8 * i)).collect();
+            let mut ws = [0u64; super::MAX_HOSTS / 64];
+            for (i, w) in ws.iter_mut().enumerate().take(words) {
+                *w = u64_at(base + 8 * i);
+            }
             HostSet::from_words(&ws)
         };
         let mut generation = [0u8; 16];

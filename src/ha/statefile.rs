@@ -269,7 +269,10 @@ impl HostSection {
         uuid.copy_from_slice(&bytes[32..48]);
         let set_at = |k: usize| {
             let base = 64 + k * 8 * words;
-            let ws: Vec<u64> = (0..words).map(|i| u64_at(bytes, base + 8 * i)).collect();
+            let mut ws = [0u64; super::MAX_HOSTS / 64];
+            for (i, w) in ws.iter_mut().enumerate().take(words) {
+                *w = u64_at(bytes, base + 8 * i);
+            }
             HostSet::from_words(&ws)
         };
         Ok(HostSection {

@@ -230,7 +230,14 @@ fn best_partition(
 /// lower indices (the scan runs from the highest index down and replaces only on strictly
 /// smaller scores). Every host computing it from the same domains gets the same clique.
 pub fn merge_clique(candidates: HostSet, hbdomains: &[HostSet]) -> HostSet {
-    let mut doms: Vec<HostSet> = hbdomains.to_vec();
+    // Only two-way links count: i and j are connected when each hears the other.
+    let mut doms: Vec<HostSet> = (0..hbdomains.len())
+        .map(|i| {
+            (0..hbdomains.len())
+                .filter(|&j| i == j || (hbdomains[i].contains(j) && hbdomains[j].contains(i)))
+                .collect()
+        })
+        .collect();
     let mut rest = candidates;
     loop {
         let mut pick: Option<(usize, usize)> = None;

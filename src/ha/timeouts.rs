@@ -6,12 +6,14 @@
 //!
 //! On top of xapi's table we derive the three numbers our safety argument needs:
 //!
-//! * `settle` — the fault handler's budget: how long survivors may take to agree and decide;
+//! * `settle = 2·max(t1, t2)` — the fault handler's budget: how long survivors may take to agree
+//!   and decide;
 //! * `lease` — how long a host may keep acting on one proof of membership. A host kicks its
 //!   watchdog only while a lease from every other member is valid, and a lease started by a
 //!   heartbeat *sent* at time s expires at `s + lease`. It must outlive detection plus the fault
 //!   handler, so a survivor never loses its lease while removing a dead peer:
-//!   `lease = T1 + settle + 2·t1`;
+//!   `lease = T1 + settle + 4·t1` (two intervals for a lost heartbeat or two, two for the echo
+//!   to come back);
 //! * `drift_margin` — slack for clocks running up to 1 % apart: `lease / 50`.
 //!
 //! A survivor drops a removed host at `last_packet_received + lease + drift_margin`: by then the
@@ -93,8 +95,8 @@ impl Timeouts {
             let t1 = (t_ms / 10).max(20);
             (t1, t1, t_ms + t_ms / 4, 2 * t_ms)
         };
-        let settle = 3 * t1.max(t2);
-        let lease = t_ms + settle + 2 * t1;
+        let settle = 2 * t1.max(t2);
+        let lease = t_ms + settle + 4 * t1;
         Ok(Timeouts {
             base: t_ms,
             hb_interval: t1,
