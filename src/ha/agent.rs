@@ -724,6 +724,18 @@ impl Agent {
                         .is_some_and(|t| self.now.saturating_sub(t) < self.t.sf_timeout)
             })
             .collect();
+        if self.armed {
+            // A member whose section shows a new incarnation (it rebooted) is not the member we
+            // knew: its moving sequence must not count as the old one being alive.
+            for p in self.current.iter().filter(|&p| p != self.me) {
+                let reborn = self.sections[p]
+                    .as_ref()
+                    .is_some_and(|s| s.sequence >> 32 > self.member_incarnation[p]);
+                if reborn || self.restarted(p) {
+                    d.remove(p);
+                }
+            }
+        }
         if self.sf_access() {
             d.insert(self.me);
         }
@@ -914,7 +926,7 @@ impl Agent {
                 .copied()
                 .find(|&p| sfd.contains(p) && self.peer_phase(p).is_some_and(|ph| ph.is_member()))
             {
-                self.join_members = self.peers.latest(p).expect("member").proposed;
+                self.join_members = self.peers.latest(p).expect("member").current;
                 self.phase = Phase::Joining;
                 return self.joining_step();
             }
@@ -983,7 +995,7 @@ impl Agent {
                 .peers
                 .latest(p)
                 .expect("member")
-                .proposed
+                .current
                 .difference(&HostSet::single(self.me));
         }
         let acked = !self.join_members.is_empty()
@@ -1081,8 +1093,9 @@ impl Agent {
             }
         }
 
-        // Admit joiners (xha's join protocol; blocked while handling a fault).
-        if self.fh_started.is_none() {
+        // Admit joiners (xha's join protocol; blocked while handling a fault or removing a
+        // host: the joiner must not arm next to a member we are about to drop).
+        if self.fh_started.is_none() && pending.is_empty() {
             let joiners: HostSet = hbd
                 .intersection(&sfd)
                 .difference(&self.current)
@@ -1337,50 +1350,42 @@ impl Agent {
     }
 
     fn warn_approaching(&mut self) {
-        // xhad warns when a latency passes half the timeout.
-        for p in self.current.iter().filter(|&p| p != self.me) {
-            let hb_late = self
-                .peers
-                .last_rx(p)
-                .is_some_and(|t| self.now.saturating_sub(t) > self.t.hb_timeout / 2);
-            let sf_late = !self.sr2
-                && self.seq_changed_at[p]
-                    .is_some_and(|t| self.now.saturating_sub(t) > self.t.sf_timeout / 2);
-            if hb_late && !self.warned_hb.contains(p) {
-                self.out.push_back(Output::Warning(format!(
-                    "heartbeat from h{p} approaching timeout"
-                )));
-            }
-            if sf_late && !self.warned_sf.contains(p) {
-                self.out.push_back(Output::Warning(format!(
-                    "statefile updates of h{p} approaching timeout"
-                )));
-            }
-            if hb_late {
-                self.warned_hb.insert(p)
-            } else {
-                self.warned_hb.remove(p)
-            }
-            if sf_late {
-                self.warned_sf.insert(p)
-            } else {
-                self.warned_sf.remove(p)
-            }
-        }
-        let mine_late = !self.sr2
+        // xhad warns when a latency passes half the timeout; one line per kind and step.
+        let others = self.current.difference(&HostSet::single(self.me));
+        let late = |at: &[Option<u64>], limit: u64| -> HostSet {
+            others
+                .iter()
+                .filter(|&p| at[p].is_some_and(|t| self.now.saturating_sub(t) > limit))
+                .collect()
+        };
+        let rx: Vec<Option<u64>> = (0..self.n).map(|p| self.peers.last_rx(p)).collect();
+        let hb_late = late(&rx, self.t.hb_timeout / 2);
+        let mut sf_late = if self.sr2 {
+            HostSet::EMPTY
+        } else {
+            late(&self.seq_changed_at, self.t.sf_timeout / 2)
+        };
+        if !self.sr2
             && self
                 .my_sf_ok_at
-                .is_some_and(|t| self.now.saturating_sub(t) > self.t.sf_timeout / 2);
-        if mine_late && !self.warned_sf.contains(self.me) {
-            self.out.push_back(Output::Warning(
-                "own statefile access approaching timeout".into(),
-            ));
+                .is_some_and(|t| self.now.saturating_sub(t) > self.t.sf_timeout / 2)
+        {
+            sf_late.insert(self.me);
         }
-        if mine_late {
-            self.warned_sf.insert(self.me)
-        } else {
-            self.warned_sf.remove(self.me)
+        let new_hb = hb_late.difference(&self.warned_hb);
+        let new_sf = sf_late.difference(&self.warned_sf);
+        if !new_hb.is_empty() {
+            self.out.push_back(Output::Warning(format!(
+                "heartbeat approaching timeout: {new_hb}"
+            )));
         }
+        if !new_sf.is_empty() {
+            self.out.push_back(Output::Warning(format!(
+                "statefile approaching timeout: {new_sf}"
+            )));
+        }
+        self.warned_hb = hb_late;
+        self.warned_sf = sf_late;
     }
 
     // ---------------------------------------------------------------- master lock

@@ -140,15 +140,29 @@ impl FromIterator<usize> for HostSet {
     }
 }
 
-/// Printed as `{h0,h2}`: host indices, the form the timelines and explanations use.
+/// Printed as `{h0,h2,h5..h9}`: host indices, runs of three or more as ranges; the form the
+/// timelines and explanations use (a 64-host liveset stays one short line).
 impl fmt::Display for HostSet {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("{")?;
-        for (k, i) in self.iter().enumerate() {
-            if k > 0 {
+        let v: Vec<usize> = self.iter().collect();
+        let mut i = 0;
+        while i < v.len() {
+            let mut j = i;
+            while j + 1 < v.len() && v[j + 1] == v[j] + 1 {
+                j += 1;
+            }
+            if i > 0 {
                 f.write_str(",")?;
             }
-            write!(f, "h{i}")?;
+            if j >= i + 2 {
+                write!(f, "h{}..h{}", v[i], v[j])?;
+            } else if j == i + 1 {
+                write!(f, "h{},h{}", v[i], v[j])?;
+            } else {
+                write!(f, "h{}", v[i])?;
+            }
+            i = j + 1;
         }
         f.write_str("}")
     }
@@ -173,7 +187,11 @@ mod tests {
         assert_eq!(a.difference(&b).iter().collect::<Vec<_>>(), vec![0, 255]);
         assert_eq!(a.len(), 4);
         assert_eq!(a.to_string(), "{h0,h1,h70,h255}");
-        assert_eq!(HostSet::first_n(3).to_string(), "{h0,h1,h2}");
+        assert_eq!(
+            HostSet::first_n(5).union(&HostSet::single(7)).to_string(),
+            "{h0..h4,h7}"
+        );
+        assert_eq!(HostSet::first_n(3).to_string(), "{h0..h2}");
         assert_eq!(HostSet::from_words(a.words(2)).len(), 3);
     }
 

@@ -96,6 +96,29 @@ impl Decision {
     }
 }
 
+/// Partition sizes as `h0..h31=32 h32=1`: consecutive hosts with the same size share a range.
+struct Sizes<'a>(&'a [(usize, usize)]);
+
+impl fmt::Display for Sizes<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let v = self.0;
+        let mut i = 0;
+        while i < v.len() {
+            let mut j = i;
+            while j + 1 < v.len() && v[j + 1].0 == v[j].0 + 1 && v[j + 1].1 == v[i].1 {
+                j += 1;
+            }
+            if j > i {
+                write!(f, " h{}..h{}={}", v[i].0, v[j].0, v[i].1)?;
+            } else {
+                write!(f, " h{}={}", v[i].0, v[i].1)?;
+            }
+            i = j + 1;
+        }
+        Ok(())
+    }
+}
+
 impl fmt::Display for Decision {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let verdict = if self.survive { "survive" } else { "fence" };
@@ -108,12 +131,11 @@ impl fmt::Display for Decision {
             Rule::BestPartition { leader } => {
                 write!(
                     f,
-                    "{verdict}: rule 1 (best partition led by h{leader}; sizes"
+                    "{verdict}: rule 1 (best partition led by h{leader}; sizes{}; hbd {} sfd {})",
+                    Sizes(&self.sizes),
+                    self.hbd,
+                    self.sfd
                 )?;
-                for (h, s) in &self.sizes {
-                    write!(f, " h{h}={s}")?;
-                }
-                write!(f, "; hbd {} sfd {})", self.hbd, self.sfd)?;
             }
             Rule::StatefileLostEverywhere => write!(
                 f,
@@ -127,10 +149,7 @@ impl fmt::Display for Decision {
                     self.hbd, self.sfd
                 )?;
                 if !self.sizes.is_empty() {
-                    f.write_str("; sizes")?;
-                    for (h, s) in &self.sizes {
-                        write!(f, " h{h}={s}")?;
-                    }
+                    write!(f, "; sizes{}", Sizes(&self.sizes))?;
                 }
                 if let Some(b) = self.rule2_blocker {
                     write!(f, "; rule 2 blocked by h{b}")?;

@@ -55,6 +55,8 @@ pub enum Action {
     Heal(usize, usize),
     /// Cut every link of a host.
     Isolate(usize),
+    /// Cut every link between the two groups (each side keeps its own links).
+    Partition(Vec<usize>, Vec<usize>),
     /// Restore every link and every host's storage, clear loss/duplication/delay.
     HealAll,
     /// Base network delay and jitter (ms) on every link.
@@ -115,11 +117,19 @@ fn target(s: &str) -> Result<Target, String> {
     }
 }
 
+/// `h0,h2`, `h0..h31` (inclusive range), a mix of both, or `none`.
 fn hosts(s: &str) -> Result<Vec<usize>, String> {
     if s == "none" {
         return Ok(Vec::new());
     }
-    s.split(',').map(host).collect()
+    let mut out = Vec::new();
+    for item in s.split(',') {
+        match item.split_once("..") {
+            Some((a, b)) => out.extend(host(a)?..=host(b)?),
+            None => out.push(host(item)?),
+        }
+    }
+    Ok(out)
 }
 
 fn num<T: std::str::FromStr>(s: Option<&&str>) -> Result<T, String> {
@@ -186,6 +196,7 @@ impl Action {
             "cut-oneway" => Action::CutOneWay(host(arg(1)?)?, host(arg(2)?)?),
             "heal" => Action::Heal(host(arg(1)?)?, host(arg(2)?)?),
             "isolate" => Action::Isolate(host(arg(1)?)?),
+            "partition" => Action::Partition(hosts(arg(1)?)?, hosts(arg(2)?)?),
             "heal-all" => Action::HealAll,
             "delay" => Action::Delay(num(w.get(1))?, num(w.get(2)).unwrap_or(0)),
             "loss" => Action::Loss(num(w.get(1))?),
@@ -218,13 +229,27 @@ impl Action {
 
 struct Hs<'a>(&'a [usize]);
 
+/// Prints runs of three or more consecutive hosts as ranges (`h0..h31`).
 impl fmt::Display for Hs<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         if self.0.is_empty() {
             return f.write_str("none");
         }
-        let v: Vec<String> = self.0.iter().map(|h| format!("h{h}")).collect();
-        f.write_str(&v.join(","))
+        let mut parts = Vec::new();
+        let mut i = 0;
+        while i < self.0.len() {
+            let mut j = i;
+            while j + 1 < self.0.len() && self.0[j + 1] == self.0[j] + 1 {
+                j += 1;
+            }
+            if j >= i + 2 {
+                parts.push(format!("h{}..h{}", self.0[i], self.0[j]));
+            } else {
+                parts.extend(self.0[i..=j].iter().map(|h| format!("h{h}")));
+            }
+            i = j + 1;
+        }
+        f.write_str(&parts.join(","))
     }
 }
 
@@ -253,6 +278,7 @@ impl fmt::Display for Action {
             Action::CutOneWay(a, b) => write!(f, "cut-oneway h{a} h{b}"),
             Action::Heal(a, b) => write!(f, "heal h{a} h{b}"),
             Action::Isolate(h) => write!(f, "isolate h{h}"),
+            Action::Partition(a, b) => write!(f, "partition {} {}", Hs(a), Hs(b)),
             Action::HealAll => write!(f, "heal-all"),
             Action::Delay(d, j) => write!(f, "delay {d} {j}"),
             Action::Loss(p) => write!(f, "loss {p}"),
@@ -295,9 +321,13 @@ mod tests {
         let text =
             "hosts 4\ntimeout 2000\nseed 9\nend 30000\nat 0 enable all\nat 10 cut-oneway h1 h2\n\
                     at 20 sf-corrupt global\nat 30 expect liveset h0,h2\nat 40 expect master none\n\
-                    at 50 reboot h3 700\nat 60 sf-slow all 250\n";
+                    at 50 reboot h3 700\nat 60 sf-slow all 250\nat 70 partition h0..h2,h5 h3,h4\n";
         let sc = Scenario::parse(text).unwrap();
-        assert_eq!(sc.actions.len(), 7);
+        assert_eq!(sc.actions.len(), 8);
+        assert_eq!(
+            sc.actions[7].1,
+            Action::Partition(vec![0, 1, 2, 5], vec![3, 4])
+        );
         assert_eq!(sc.to_string(), text);
         assert!(Scenario::parse("at 0 explode h1").is_err());
         assert!(Scenario::parse("at x enable all").is_err());

@@ -494,6 +494,14 @@ impl World {
                     self.cut[o * n + h] = true;
                 }
             }
+            Action::Partition(a, b) => {
+                for &x in &a {
+                    for &y in &b {
+                        self.cut[x * n + y] = true;
+                        self.cut[y * n + x] = true;
+                    }
+                }
+            }
             Action::HealAll => {
                 self.cut.iter_mut().for_each(|c| *c = false);
                 self.loss = 0;
@@ -675,6 +683,7 @@ impl World {
 
     fn drain(&mut self, h: usize) {
         let who = format!("h{h}");
+        let mut removals: Vec<(u64, HostSet)> = Vec::new();
         loop {
             let Some(agent) = self.hosts[h].agent.as_mut() else {
                 return;
@@ -784,13 +793,11 @@ impl World {
                 }),
                 Output::Survived(d) => self.note(&who, || format!("decision: {d}")),
                 Output::RemovalScheduled { host, deadline } => {
-                    let local = self.hosts[h].clock.local(self.now);
-                    self.note(&who, || {
-                        format!(
-                            "removing h{host}: fence deadline in {} ms",
-                            deadline.saturating_sub(local)
-                        )
-                    })
+                    // One line per deadline: a 32-host removal stays readable.
+                    match removals.iter_mut().find(|(d, _)| *d == deadline) {
+                        Some((_, set)) => set.insert(host),
+                        None => removals.push((deadline, HostSet::single(host))),
+                    }
                 }
                 Output::StartFailed { reason } => {
                     self.note(&who, || format!("start failed: {reason}"));
@@ -801,6 +808,17 @@ impl World {
                     self.dirty = true;
                 }
                 Output::Warning(w) => self.note(&who, || format!("warning: {w}")),
+            }
+        }
+        if !removals.is_empty() {
+            let local = self.hosts[h].clock.local(self.now);
+            for (deadline, set) in removals {
+                self.note(&who, || {
+                    format!(
+                        "removing {set}: fence deadline in {} ms",
+                        deadline.saturating_sub(local)
+                    )
+                });
             }
         }
         // Re-arm this host's timer.
