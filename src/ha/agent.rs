@@ -848,6 +848,7 @@ impl Agent {
             sequence: self.hb_seq,
             echo_seq: 0,
             epoch: self.known_epoch,
+            admitted: 0,
             phase: self.phase,
             sf_access: self.sf_access(),
             fence_request: !self.pending.is_empty(),
@@ -867,6 +868,9 @@ impl Agent {
             let mut hb = base.clone();
             hb.dest = to as u16;
             hb.echo_seq = self.peers.last_seq(to);
+            if self.current.contains(to) && self.published_current().contains(to) {
+                hb.admitted = self.member_incarnation[to];
+            }
             self.out.push_back(Output::Send {
                 to,
                 bytes: hb.encode(self.words, &self.key),
@@ -910,11 +914,13 @@ impl Agent {
         {
             return self.abort("pool state INVALID".into());
         }
-        // Wait to be forgotten: no member may still count us.
+        // Wait to be forgotten: no member may still count an earlier incarnation of us.
         let remembered = peers.iter().any(|&p| {
-            self.peers
-                .latest(p)
-                .is_some_and(|hb| hb.phase.is_member() && hb.current.contains(self.me))
+            self.peers.latest(p).is_some_and(|hb| {
+                hb.phase.is_member()
+                    && hb.current.contains(self.me)
+                    && hb.admitted != self.incarnation
+            })
         });
         if remembered {
             return;
@@ -926,7 +932,12 @@ impl Agent {
                 .copied()
                 .find(|&p| sfd.contains(p) && self.peer_phase(p).is_some_and(|ph| ph.is_member()))
             {
-                self.join_members = self.peers.latest(p).expect("member").current;
+                self.join_members = self
+                    .peers
+                    .latest(p)
+                    .expect("member")
+                    .current
+                    .difference(&HostSet::single(self.me));
                 self.phase = Phase::Joining;
                 return self.joining_step();
             }
@@ -935,7 +946,13 @@ impl Agent {
         // a whole-pool restart waits Tboot for everyone, then settles for a majority.
         let state = self.global.as_ref().map(|g| g.pool_state);
         let want = match self.mode {
-            Some(Command::Enable) if state != Some(PoolState::Init) => return,
+            // The first host to arm writes ACTIVE, possibly before a slower peer has seen the
+            // agreement: enable accepts both states (disable writes INVALID, handled above).
+            Some(Command::Enable)
+                if !matches!(state, Some(PoolState::Init | PoolState::Active)) =>
+            {
+                return
+            }
             Some(Command::Boot) if state != Some(PoolState::Active) => return,
             _ => self.configured.difference(&self.excluded),
         };
@@ -960,7 +977,9 @@ impl Agent {
         let agreed = candidates.iter().filter(|&p| p != self.me).all(|p| {
             self.peers.latest(p).is_some_and(|hb| {
                 (hb.phase == Phase::Starting && hb.proposed == candidates)
-                    || (hb.phase.is_member() && hb.current == candidates)
+                    || (hb.phase.is_member()
+                        && hb.current == candidates
+                        && hb.admitted == self.incarnation)
             })
         });
         if agreed {

@@ -19,7 +19,7 @@ use std::fmt;
 pub const MAGIC: [u8; 4] = *b"XHAb";
 /// Wire format version; bumped on any layout change.
 pub const VERSION: u16 = 1;
-const HEADER: usize = 72;
+const HEADER: usize = 80;
 const MAC_LEN: usize = 32;
 
 /// Size of a packet for a pool whose bitmaps take `words` 64-bit words.
@@ -44,6 +44,10 @@ pub struct Heartbeat {
     pub echo_seq: u64,
     /// Highest master epoch the sender knows of (the fencing token).
     pub epoch: u64,
+    /// The incarnation of `dest` that the sender admitted into its current liveset (0: `dest`
+    /// is not in it). Lets a starting host tell "formed or joined with me" from "remembers an
+    /// earlier me that must be forgotten first".
+    pub admitted: u64,
     /// Sender's phase.
     pub phase: Phase,
     /// Sender can read and write the statefile.
@@ -147,6 +151,7 @@ impl Heartbeat {
         b.extend_from_slice(&self.sequence.to_le_bytes());
         b.extend_from_slice(&self.echo_seq.to_le_bytes());
         b.extend_from_slice(&self.epoch.to_le_bytes());
+        b.extend_from_slice(&self.admitted.to_le_bytes());
         for set in [
             &self.current,
             &self.proposed,
@@ -209,6 +214,7 @@ impl Heartbeat {
             sequence: u64_at(48),
             echo_seq: u64_at(56),
             epoch: u64_at(64),
+            admitted: u64_at(72),
             phase,
             sf_access: flags & 1 != 0,
             fence_request: flags & 2 != 0,
@@ -338,6 +344,7 @@ mod tests {
             sequence: seq,
             echo_seq: 3,
             epoch: 2,
+            admitted: 1,
             phase: Phase::Online,
             sf_access: true,
             fence_request: false,

@@ -191,7 +191,7 @@ pub fn run_seed(seed: u64, cfg: &SearchConfig) -> Result<Stats, Box<Failure>> {
 }
 
 /// Runs every seed in `seeds`, keeping at most `keep` failures.
-pub fn search(seeds: Range<u64>, cfg: &SearchConfig, keep: usize) -> Report {
+pub fn search(seeds: impl IntoIterator<Item = u64>, cfg: &SearchConfig, keep: usize) -> Report {
     let mut rep = Report::default();
     for seed in seeds {
         rep.runs += 1;
