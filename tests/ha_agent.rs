@@ -26,17 +26,12 @@ fn config() -> PoolConfig {
 }
 
 /// Runs both agents until `until` ms, returning every output with its host.
-fn drive(
-    agents: &mut [Agent; 2],
-    file: &mut Vec<u8>,
-    from: u64,
-    until: u64,
-) -> Vec<(usize, Output)> {
+fn drive(agents: &mut [Agent; 2], file: &mut [u8], from: u64, until: u64) -> Vec<(usize, Output)> {
     let mut seen = Vec::new();
     let mut now = from;
     while now <= until {
-        for h in 0..2 {
-            agents[h].handle(now, Input::Tick);
+        for a in agents.iter_mut() {
+            a.handle(now, Input::Tick);
         }
         // Carry outputs out until both agents are quiet (statefile I/O completes instantly).
         loop {
@@ -53,7 +48,7 @@ fn drive(
                             agents[h].handle(now, Input::StatefileWritten(Ok(())));
                         }
                         Output::ReadStatefile { .. } => {
-                            agents[h].handle(now, Input::StatefileRead(Ok(file.clone())))
+                            agents[h].handle(now, Input::StatefileRead(Ok(file.to_vec())))
                         }
                         _ => {}
                     }
