@@ -92,6 +92,21 @@ pub enum FenceReason {
     },
     /// A clean shutdown failed after its commit point (xapi fences in that case too).
     ShutdownFailed,
+    /// The agent could not run for `ms` (a hang or a stall): the others may already be
+    /// removing it, so it must not act on its stale views.
+    Stalled {
+        /// Length of the stall.
+        ms: u64,
+    },
+    /// Another winner is removing us while we remove it; the statefile says its side wins.
+    ConflictingRemoval {
+        /// The other winner.
+        with: usize,
+        /// Our side (proposed liveset).
+        ours: HostSet,
+        /// Its side.
+        theirs: HostSet,
+    },
 }
 
 impl fmt::Display for FenceReason {
@@ -107,6 +122,13 @@ impl fmt::Display for FenceReason {
             FenceReason::ShutdownFailed => {
                 write!(f, "clean shutdown failed after its commit point")
             }
+            FenceReason::Stalled { ms } => {
+                write!(f, "stalled for {ms} ms: membership may already be lost")
+            }
+            FenceReason::ConflictingRemoval { with, ours, theirs } => write!(
+                f,
+                "h{with} is removing us while we remove it; its side {theirs} beats ours {ours}"
+            ),
         }
     }
 }
@@ -359,6 +381,11 @@ impl Agent {
         self.incarnation
     }
 
+    /// The longest gap between two inputs an armed agent tolerates (`T1 − 2·t1`).
+    pub fn stall_limit(&self) -> u64 {
+        self.t.hb_timeout.saturating_sub(2 * self.t.hb_interval)
+    }
+
     /// Hosts being removed and their fence deadlines.
     pub fn pending_removals(&self) -> &[(usize, u64)] {
         &self.pending
@@ -371,9 +398,16 @@ impl Agent {
 
     /// Feeds one input at local time `now` (ms, monotonic, arbitrary origin).
     pub fn handle(&mut self, now: u64, input: Input) {
+        let stalled = now.saturating_sub(self.now);
         self.now = self.now.max(now);
         if self.phase == Phase::Fenced {
             return;
+        }
+        // An armed agent runs at least every t1. After a stall long enough for the others to
+        // have declared it missing (T1 from its last heartbeat, which may be t1 older than the
+        // stall, plus one tick), its views are stale and it may be being removed: fence first.
+        if self.armed && self.phase.is_member() && stalled >= self.stall_limit() {
+            return self.fence(FenceReason::Stalled { ms: stalled });
         }
         match input {
             Input::Tick => {}
@@ -399,18 +433,22 @@ impl Agent {
             t = t.min(self.next_sf);
         }
         if self.armed {
-            t = t.min(self.next_kick).min(self.lease_until.max(self.now));
+            // Only future instants: a deadline already passed but blocked (a removed host
+            // still writing) is re-checked on the next heartbeat tick, not in a busy loop.
+            let future = |x: u64| if x > self.now { x } else { u64::MAX };
+            t = t.min(self.next_kick).min(future(self.lease_until));
             for (_, d) in &self.pending {
-                t = t.min(*d);
+                t = t.min(future(*d));
             }
         }
         if let Some(s) = self.fh_started {
             let first = s + self.t.hb_interval.max(self.t.sf_interval);
-            t = t.min(if first > self.now {
-                first
-            } else {
-                s + self.t.settle
-            });
+            let settle_end = s + self.t.settle;
+            if first > self.now {
+                t = t.min(first);
+            } else if settle_end > self.now {
+                t = t.min(settle_end);
+            }
         }
         Some(t.max(self.now))
     }
@@ -942,6 +980,18 @@ impl Agent {
                 return self.joining_step();
             }
         }
+        // A member alive on the statefile (its section moves and says Online) means a liveset
+        // exists even if we cannot hear it: we may only join it, never form a rival one.
+        if self.mode == Some(Command::Boot)
+            && sfd.iter().any(|p| {
+                p != self.me
+                    && self.sections[p]
+                        .as_ref()
+                        .is_some_and(|s| s.phase.is_member())
+            })
+        {
+            return;
+        }
         // No liveset: form one. Enable needs pool state INIT and every non-excluded host;
         // a whole-pool restart waits Tboot for everyone, then settles for a majority.
         let state = self.global.as_ref().map(|g| g.pool_state);
@@ -962,7 +1012,15 @@ impl Agent {
         } else if self.mode == Some(Command::Boot) && self.now >= self.started_at + self.t.boot_join
         {
             let (c, w) = (visible.len(), want.len());
-            if 2 * c > w || (2 * c == w && visible.first() == want.first()) {
+            // Every absent host must have been silent on the statefile long enough to be
+            // dead: a lone or cut-off member fences by its own rules within T2 + settle, a hung
+            // one by its lease, so `lease + T2 + margin` of silence leaves no live member.
+            let quiet = self.t.lease + self.t.sf_timeout + self.t.drift_margin;
+            let absent_dead = want.difference(&visible).iter().all(|p| {
+                let since = self.seq_changed_at[p].unwrap_or(self.started_at);
+                self.now.saturating_sub(since) >= quiet
+            });
+            if absent_dead && (2 * c > w || (2 * c == w && visible.first() == want.first())) {
                 visible
             } else {
                 HostSet::EMPTY
@@ -1186,11 +1244,42 @@ impl Agent {
             }
         }
 
-        // Drop removed hosts whose fence deadline has passed.
+        // Two winners removing each other (each sure the other lost) would both drop the
+        // other: neither is then a lease source of the other. The statefile arbitrates: a host
+        // still writing its section as a member is never dropped, and when its section shows
+        // it removing us, the smaller side (ties: the side without the lowest UUID) fences.
+        let mine = self.proposed();
+        for (h, _) in self.pending.clone() {
+            let Some(sec) = self.sections[h].as_ref().filter(|s| s.phase.is_member()) else {
+                continue;
+            };
+            if sfd.contains(h) && sec.current.contains(self.me) && !sec.proposed.contains(self.me) {
+                let theirs = sec.proposed;
+                let lowest = mine.union(&theirs).first();
+                let they_win = theirs.len() > mine.len()
+                    || (theirs.len() == mine.len() && lowest.is_some_and(|l| theirs.contains(l)));
+                if they_win {
+                    return self.fence(FenceReason::ConflictingRemoval {
+                        with: h,
+                        ours: mine,
+                        theirs,
+                    });
+                }
+            }
+        }
+        // Drop removed hosts whose fence deadline has passed and that no longer write the
+        // statefile as members (a removed host still writing is alive: wait until it stops,
+        // as xha extends its wait when a removed host is still in a domain).
         let due: HostSet = self
             .pending
             .iter()
-            .filter(|(_, d)| self.now >= *d)
+            .filter(|(h, d)| {
+                let writing = sfd.contains(*h)
+                    && self.sections[*h]
+                        .as_ref()
+                        .is_some_and(|s| s.phase.is_member());
+                self.now >= *d && !writing
+            })
             .map(|(h, _)| *h)
             .collect();
         if !due.is_empty() {

@@ -314,8 +314,14 @@ impl World {
 
     /// Runs to the scenario's end (or the first violation).
     pub fn run(mut self) -> Outcome {
+        let mut same_time = 0u32;
         while let Some(q) = self.queue.pop() {
             if q.at > self.end {
+                break;
+            }
+            same_time = if q.at == self.now { same_time + 1 } else { 0 };
+            if same_time > 200_000 {
+                self.violate("livelock: 200,000 events without time advancing".into());
                 break;
             }
             self.now = q.at;
