@@ -162,10 +162,16 @@ impl Agent {
         // Drop removed hosts whose fence deadline has passed and that no longer write the
         // statefile as members (a removed host still writing is alive: wait until it stops,
         // as xha extends its wait when a removed host is still in a domain).
+        // Only a host that sees the statefile can tell a removed host stopped writing: without
+        // access (and outside rule 2) we wait, and our own fault handler settles our fate.
+        let can_judge = self.sf_access() || self.sr2;
         let due: HostSet = self
             .pending
             .iter()
             .filter(|(h, d)| {
+                if !can_judge {
+                    return false;
+                }
                 let writing = sfd.contains(*h)
                     && self.sections[*h]
                         .as_ref()

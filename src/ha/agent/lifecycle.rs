@@ -111,6 +111,9 @@ impl Agent {
                     .current
                     .difference(&HostSet::single(self.me));
                 self.phase = Phase::Joining;
+                // Tboot for the join itself: a host that waited Tboot for a whole-pool restart
+                // and then saw the liveset form must still get its full join time.
+                self.join_started = self.now;
                 return self.joining_step();
             }
         }
@@ -191,7 +194,7 @@ impl Agent {
     pub(super) fn joining_step(&mut self) {
         let hbd = self.hbdomain();
         let sfd = self.sfdomain();
-        if self.now >= self.started_at + self.t.boot_join {
+        if self.now >= self.join_started + self.t.boot_join {
             return self.abort(format!(
                 "join not acknowledged by {} before Tboot",
                 self.join_members

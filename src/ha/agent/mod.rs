@@ -246,6 +246,7 @@ pub struct Agent {
     phase: Phase,
     mode: Option<Command>,
     started_at: u64,
+    join_started: u64,
     armed: bool,
     enable_armed_at: Option<u64>,
     // Membership.
@@ -314,6 +315,7 @@ impl Agent {
             phase: Phase::Stopped,
             mode: None,
             started_at: 0,
+            join_started: 0,
             armed: false,
             enable_armed_at: None,
             current: HostSet::EMPTY,
