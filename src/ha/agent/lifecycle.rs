@@ -97,6 +97,21 @@ impl Agent {
         if remembered {
             return;
         }
+        // A member that formed its liveset with this incarnation of us (it saw us propose the
+        // same set) has reached the agreement: arm with it rather than asking to join.
+        let formed_with_us = peers.iter().find_map(|&p| {
+            self.peers
+                .latest(p)
+                .filter(|hb| {
+                    hb.phase.is_member()
+                        && hb.current.contains(self.me)
+                        && hb.admitted == self.incarnation
+                })
+                .map(|hb| hb.current)
+        });
+        if let Some(liveset) = formed_with_us {
+            return self.arm(liveset);
+        }
         // An existing liveset: join it.
         if self.mode == Some(Command::Boot) {
             if let Some(p) = peers
