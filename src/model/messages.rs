@@ -86,16 +86,12 @@ const fn msg(
     }
 }
 
+/// A login: no session parameter, answers a session; anyone may call it.
 const fn login(name: &'static str, params: &'static [ParamDecl], doc: &'static str) -> MessageDecl {
-    MessageDecl {
-        class: "session",
-        name,
-        params,
-        result: Some(Ty::Ref("session")),
-        session: false,
-        doc,
-        role: Role::ReadOnly,
-    }
+    let mut m = msg("session", name, params, Some(Ty::Ref("session")), doc);
+    m.session = false;
+    m.role = Role::ReadOnly;
+    m
 }
 
 /// A pool-internal message: authenticated by the pool secret (its first parameter) instead of
@@ -107,15 +103,9 @@ const fn internal(
     result: Option<Ty>,
     doc: &'static str,
 ) -> MessageDecl {
-    MessageDecl {
-        class,
-        name,
-        params,
-        result,
-        session: false,
-        doc,
-        role: Role::PoolAdmin,
-    }
+    let mut m = msg(class, name, params, result, doc);
+    m.session = false;
+    m
 }
 
 const SS_MAP: Ty = Ty::Map(&Ty::String, &Ty::String);
