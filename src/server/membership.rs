@@ -423,9 +423,19 @@ async fn liveness(server: Arc<Server>) {
         for (host, address) in members(&server) {
             let m = &server.membership;
             if !m.is_reachable(&host) {
-                let (tx, rx) = oneshot::channel();
-                let _ = m.jobs.send(Job::Recover(host.clone(), tx));
-                let _ = rx.await;
+                // Ask first, outside the replication queue: a dead host would otherwise hold
+                // every write up for a whole peer timeout on each tick. Only a host that
+                // answers is brought back, through the queue so no change can overtake it.
+                let answers = m
+                    .peers
+                    .call(&address, "pool.internal_ping", vec![Value::str(m.secret())])
+                    .await
+                    .is_ok();
+                if answers {
+                    let (tx, rx) = oneshot::channel();
+                    let _ = m.jobs.send(Job::Recover(host.clone(), tx));
+                    let _ = rx.await;
+                }
                 continue;
             }
             let answered = m
