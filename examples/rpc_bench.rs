@@ -39,6 +39,20 @@ fn post(conn: &mut BufReader<TcpStream>, addr: &str, path: &str, body: &str) -> 
     String::from_utf8(buf).unwrap()
 }
 
+/// Stops the daemon and removes its state however `main` ends, a panic included.
+struct Daemon {
+    child: std::process::Child,
+    dir: std::path::PathBuf,
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let seconds: u64 = args.get(1).and_then(|s| s.parse().ok()).unwrap_or(5);
@@ -52,7 +66,7 @@ fn main() {
         .unwrap()
         .port();
     let addr = format!("127.0.0.1:{port}");
-    let mut child = Command::new(&xapid)
+    let child = Command::new(&xapid)
         .args([
             "--state-dir",
             dir.to_str().unwrap(),
@@ -73,6 +87,10 @@ fn main() {
                 xapid.display()
             )
         });
+    let _daemon = Daemon {
+        child,
+        dir: dir.clone(),
+    };
     let deadline = Instant::now() + Duration::from_secs(20);
     while TcpStream::connect(&addr).is_err() {
         assert!(Instant::now() < deadline, "xapid did not start");
@@ -139,7 +157,4 @@ fn main() {
             n as f64 / start.elapsed().as_secs_f64()
         );
     }
-    let _ = child.kill();
-    let _ = child.wait();
-    let _ = std::fs::remove_dir_all(&dir);
 }
