@@ -123,6 +123,18 @@ pub(super) fn param_list(
 }
 
 /// `field_lookup`: a field by CLI name (hidden ones included), or xe's `Missing parameter`.
+/// The object named by `uuid=` and its field named by `param-name=`, looked up in that order
+/// (so an unknown object is reported before an unknown field, as xe does).
+fn object_and_field(
+    class: &'static ClassDecl,
+    cmd: &CommandLine,
+    ctx: &mut Ctx,
+) -> Result<(Obj, &'static FieldDecl), CliError> {
+    let o = by_uuid(ctx, class, cmd.get("uuid").unwrap_or(""))?;
+    let f = lookup(class, cmd.get("param-name").unwrap_or(""))?;
+    Ok((o, f))
+}
+
 fn lookup(class: &'static ClassDecl, name: &str) -> Result<&'static FieldDecl, CliError> {
     class
         .cli_field(name)
@@ -135,8 +147,7 @@ pub(super) fn param_get(
     ctx: &mut Ctx,
     p: &mut Printer,
 ) -> Result<(), CliError> {
-    let o = by_uuid(ctx, class, cmd.get("uuid").unwrap_or(""))?;
-    let f = lookup(class, cmd.get("param-name").unwrap_or(""))?;
+    let (o, f) = object_and_field(class, cmd, ctx)?;
     if let (Some(k), true) = (cmd.get("param-key"), is_map(f)) {
         let v = get_map(ctx, &o, f)
             .into_iter()
@@ -270,8 +281,7 @@ pub(super) fn param_add(
     cmd: &CommandLine,
     ctx: &mut Ctx,
 ) -> Result<(), CliError> {
-    let o = by_uuid(ctx, class, cmd.get("uuid").unwrap_or(""))?;
-    let f = lookup(class, cmd.get("param-name").unwrap_or(""))?;
+    let (o, f) = object_and_field(class, cmd, ctx)?;
     let this: Value = o.reference.clone().into();
     if is_set(f) && mutable_collection(f) {
         let Some(k) = cmd.get("param-key") else {
@@ -310,8 +320,7 @@ pub(super) fn param_remove(
     cmd: &CommandLine,
     ctx: &mut Ctx,
 ) -> Result<(), CliError> {
-    let o = by_uuid(ctx, class, cmd.get("uuid").unwrap_or(""))?;
-    let f = lookup(class, cmd.get("param-name").unwrap_or(""))?;
+    let (o, f) = object_and_field(class, cmd, ctx)?;
     let key = cmd.get("param-key").unwrap_or("").to_string();
     let this: Value = o.reference.clone().into();
     if (is_set(f) || is_map(f)) && !mutable_collection(f) {
@@ -350,8 +359,7 @@ pub(super) fn param_clear(
     cmd: &CommandLine,
     ctx: &mut Ctx,
 ) -> Result<(), CliError> {
-    let o = by_uuid(ctx, class, cmd.get("uuid").unwrap_or(""))?;
-    let f = lookup(class, cmd.get("param-name").unwrap_or(""))?;
+    let (o, f) = object_and_field(class, cmd, ctx)?;
     let this: Value = o.reference.clone().into();
     if is_set(f) && mutable_collection(f) {
         let raw = o.rec.get(f.name).cloned().unwrap_or_else(|| f.ty.zero());
