@@ -545,3 +545,61 @@ fn a_member_that_returns_with_more_memory_is_recorded_by_the_master() {
         "{messages}"
     );
 }
+
+#[test]
+fn a_member_catches_up_on_a_database_larger_than_any_rpc_body() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let master = TestDaemon::start_at("127.0.0.73", port, &[]);
+    let mut member = TestDaemon::start_at("127.0.0.74", port, &[]);
+    let s = ok(tcp(
+        &member,
+        "session.login_with_password",
+        json!(["root", PASSWORD]),
+    ));
+    ok(tcp(
+        &member,
+        "pool.join",
+        json!([s, "127.0.0.73", "root", PASSWORD]),
+    ));
+    member.kill9();
+    // While the member is away the database grows to several times the RPC body limit
+    // (xenha::server::http::MAX_BODY, 4 MiB), so it can only come back through the
+    // database route.
+    let ms = local_session(&master);
+    let filler = "x".repeat(1 << 20);
+    for i in 0..6 {
+        ok(local(
+            &master,
+            "VM.create",
+            json!([ms, {"name_label": format!("big-{i}"), "other_config": {"filler": filler}}]),
+        ));
+    }
+    member.restart();
+    wait_for(
+        "the member to hold the master's database",
+        Duration::from_secs(30),
+        || generation(&member) == generation(&master),
+    );
+    member.kill9();
+    let db = xenha::pool::Database::open(&member.state_dir().join("pool.db")).unwrap();
+    let t = db.read();
+    let big = t
+        .all("VM")
+        .filter(|(_, vm)| {
+            vm.get("other_config")
+                .and_then(xenha::model::Value::as_struct)
+                .and_then(|m| m.get("filler"))
+                .and_then(xenha::model::Value::as_str)
+                .map(str::len)
+                == Some(1 << 20)
+        })
+        .count();
+    assert_eq!(
+        big, 6,
+        "every large VM record reached the member's disk whole"
+    );
+}

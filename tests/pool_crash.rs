@@ -23,8 +23,7 @@ fn local(socket: &std::path::Path, method: &str, params: Json) -> Option<Json> {
         return None;
     }
     let body = json!({"jsonrpc":"2.0","method":method,"params":params,"id":1}).to_string();
-    let r =
-        std::panic::catch_unwind(|| raw::post_unix(socket, "/jsonrpc", body.as_bytes())).ok()?;
+    let r = raw::try_post_unix(socket, "/jsonrpc", body.as_bytes()).ok()?;
     let doc: Json = serde_json::from_str(&r.body).ok()?;
     doc.get("error").is_none().then(|| doc["result"].clone())
 }
@@ -155,10 +154,17 @@ fn no_acknowledged_write_is_lost_across_fifty_kills() {
         if gens.iter().all(|g| g.is_some() && *g == gens[0]) {
             break;
         }
-        assert!(
-            Instant::now() < deadline,
-            "members did not catch up: {gens:?} (seed {seed})"
-        );
+        if Instant::now() >= deadline {
+            for (h, ip) in hosts.iter().zip(ips) {
+                let log = h.log();
+                let lines: Vec<&str> = log.lines().collect();
+                eprintln!("---- the last lines of {ip}'s log ----");
+                for l in &lines[lines.len().saturating_sub(20)..] {
+                    eprintln!("{l}");
+                }
+            }
+            panic!("members did not catch up: {gens:?} (seed {seed})");
+        }
         std::thread::sleep(Duration::from_millis(100));
     }
     for h in &mut hosts {

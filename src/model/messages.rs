@@ -401,13 +401,6 @@ pub static EXPLICIT: &[MessageDecl] = &[
     ),
     internal(
         "pool",
-        "internal_restore",
-        &[p("secret", Ty::String), p("epoch", Ty::Int), p("dump", Ty::String)],
-        None,
-        "Pool-internal: replace this member's copy of the database with the master's.",
-    ),
-    internal(
-        "pool",
         "internal_ping",
         &[p("secret", Ty::String)],
         Some(Ty::Int),

@@ -294,12 +294,6 @@ pub async fn call(
             args[1].as_int().unwrap_or(0),
             &str_arg(&args, 2),
         ),
-        ("pool", "internal_restore") => membership::restore(
-            server,
-            &str_arg(&args, 0),
-            args[1].as_int().unwrap_or(0),
-            &str_arg(&args, 2),
-        ),
         ("host", "shutdown" | "reboot") => {
             membership::host_power(server, &str_arg(&args, 0), decl.name == "reboot").await
         }

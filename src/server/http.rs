@@ -1,10 +1,14 @@
 //! HTTP: `POST /` and `/RPC2` speak XML-RPC, `POST /jsonrpc` speaks JSON-RPC, `OPTIONS`
 //! answers CORS preflights. Malformed requests get HTTP 500 with an HTML body, as xapi does;
 //! bodies over [`MAX_BODY`] get 413 without being read further.
+//!
+//! `POST /pool/internal/database` is the one non-RPC route: the master sends a member the whole
+//! pool database there. A database outgrows any sensible RPC body limit, so this route has its
+//! own, much larger one, and reads nothing until the pool secret in the headers checks out.
 
 use std::sync::Arc;
 
-use axum::body::Bytes;
+use axum::body::{Body, Bytes};
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -12,7 +16,7 @@ use axum::routing::post;
 use axum::Router;
 
 use super::membership::PoolRole;
-use super::peer::FORWARDED_HEADER;
+use super::peer::{DATABASE_PATH, EPOCH_HEADER, FORWARDED_HEADER, SECRET_HEADER};
 use super::{dispatch, Server, Transport};
 use crate::model::ApiError;
 use crate::wire::{jsonrpc, xmlrpc, WireError};
@@ -20,6 +24,9 @@ use crate::wire::{jsonrpc, xmlrpc, WireError};
 /// The largest request body accepted. API requests are small; this bounds what one caller can
 /// make the daemon buffer.
 pub const MAX_BODY: usize = 4 * 1024 * 1024;
+
+/// The largest pool database a member accepts from its master.
+pub const MAX_DATABASE: usize = 1024 * 1024 * 1024;
 
 #[derive(Clone)]
 struct Endpoint {
@@ -33,6 +40,7 @@ pub fn router(server: Arc<Server>, transport: Transport) -> Router {
         .route("/", post(xml).options(preflight))
         .route("/RPC2", post(xml).options(preflight))
         .route("/jsonrpc", post(json).options(preflight))
+        .route(DATABASE_PATH, post(database))
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .with_state(Endpoint { server, transport })
 }
@@ -73,6 +81,38 @@ async fn json(State(ep): State<Endpoint>, headers: HeaderMap, body: Bytes) -> Re
     respond(
         "application/json",
         jsonrpc::encode_response(call.version, &call.id, &outcome),
+    )
+}
+
+/// The master sending this member the whole database. The answer is a JSON-RPC response, so
+/// the master reads success and API errors the same way as for its other calls.
+async fn database(State(ep): State<Endpoint>, headers: HeaderMap, body: Body) -> Response {
+    let header = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_string()
+    };
+    let outcome = match ep.server.membership.check_secret(&header(SECRET_HEADER)) {
+        Err(e) => Err(e),
+        Ok(()) => match header(EPOCH_HEADER).parse::<i64>() {
+            Err(_) => Err(ApiError::invalid_value(EPOCH_HEADER, &header(EPOCH_HEADER))),
+            Ok(epoch) => match axum::body::to_bytes(body, MAX_DATABASE).await {
+                Err(e) => Err(ApiError::invalid_value("database", &e.to_string())),
+                Ok(dump) => match std::str::from_utf8(&dump) {
+                    Err(e) => Err(ApiError::invalid_value("database", &e.to_string())),
+                    Ok(dump) => {
+                        let secret = header(SECRET_HEADER);
+                        super::membership::restore(&ep.server, &secret, epoch, dump)
+                    }
+                },
+            },
+        },
+    };
+    respond(
+        "application/json",
+        jsonrpc::encode_response(jsonrpc::Version::V2, &serde_json::json!(1), &outcome),
     )
 }
 

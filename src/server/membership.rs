@@ -276,13 +276,8 @@ async fn send_dump(server: &Server, address: &str) -> Result<(), PeerError> {
     let dump = serde_json::to_string(&server.db.dump()).expect("dump serialises");
     let epoch = m.epoch.load(Ordering::SeqCst) as i64;
     m.peers
-        .call(
-            address,
-            "pool.internal_restore",
-            vec![Value::str(m.secret()), Value::Int(epoch), Value::Str(dump)],
-        )
+        .send_database(address, &m.secret(), epoch, dump)
         .await
-        .map(|_| ())
 }
 
 /// Bring an unreachable member back: it must answer, then it gets the whole database if its
@@ -510,7 +505,7 @@ pub fn apply_replica(
     }
 }
 
-/// `pool.internal_restore` on a member.
+/// A member receiving the whole database from its master (see [`super::peer::DATABASE_PATH`]).
 pub fn restore(server: &Server, secret: &str, epoch: i64, dump: &str) -> Result<Value, ApiError> {
     server.membership.check_secret(secret)?;
     not_a_member(server)?;

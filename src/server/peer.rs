@@ -15,6 +15,13 @@ use crate::wire::jsonrpc;
 /// the master trust the call as the member's local root.
 pub const FORWARDED_HEADER: &str = "x-xenha-pool-forwarded";
 
+/// Where a member receives the whole pool database from its master.
+pub const DATABASE_PATH: &str = "/pool/internal/database";
+/// Header carrying the pool secret on [`DATABASE_PATH`].
+pub const SECRET_HEADER: &str = "x-xenha-pool-secret";
+/// Header carrying the master's epoch on [`DATABASE_PATH`].
+pub const EPOCH_HEADER: &str = "x-xenha-pool-epoch";
+
 /// Why a call to a peer failed.
 #[derive(Debug, thiserror::Error)]
 pub enum PeerError {
@@ -76,6 +83,34 @@ impl Peers {
             .map_err(|e| PeerError::Unreachable(format!("{address}: {e}")))?;
         match jsonrpc::parse_response(&bytes) {
             Ok(Ok(v)) => Ok(v),
+            Ok(Err(e)) => Err(PeerError::Api(e)),
+            Err(e) => Err(PeerError::Unreachable(format!("{address}: {e}"))),
+        }
+    }
+
+    /// Send the host at `address` the whole pool database (a serialised dump).
+    pub async fn send_database(
+        &self,
+        address: &str,
+        secret: &str,
+        epoch: i64,
+        dump: String,
+    ) -> Result<(), PeerError> {
+        let response = self
+            .client
+            .post(self.url(address, DATABASE_PATH))
+            .header(SECRET_HEADER, secret)
+            .header(EPOCH_HEADER, epoch.to_string())
+            .body(dump)
+            .send()
+            .await
+            .map_err(|e| PeerError::Unreachable(format!("{address}: {e}")))?;
+        let bytes = response
+            .bytes()
+            .await
+            .map_err(|e| PeerError::Unreachable(format!("{address}: {e}")))?;
+        match jsonrpc::parse_response(&bytes) {
+            Ok(Ok(_)) => Ok(()),
             Ok(Err(e)) => Err(PeerError::Api(e)),
             Err(e) => Err(PeerError::Unreachable(format!("{address}: {e}"))),
         }

@@ -228,17 +228,27 @@ pub mod raw {
 
     /// POST `body` to `path` over a Unix socket, `Connection: close`.
     pub fn post_unix(socket: &std::path::Path, path: &str, body: &[u8]) -> Response {
-        let mut s = std::os::unix::net::UnixStream::connect(socket).unwrap();
-        s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+        try_post_unix(socket, path, body).unwrap()
+    }
+
+    /// [`post_unix`] for a daemon that may be down: a failed connection is an error, not a panic.
+    #[allow(dead_code)]
+    pub fn try_post_unix(
+        socket: &std::path::Path,
+        path: &str,
+        body: &[u8],
+    ) -> std::io::Result<Response> {
+        let mut s = std::os::unix::net::UnixStream::connect(socket)?;
+        s.set_read_timeout(Some(Duration::from_secs(30)))?;
         let head = format!(
             "POST {path} HTTP/1.1\r\nhost: localhost\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
             body.len()
         );
-        s.write_all(head.as_bytes()).unwrap();
-        s.write_all(body).unwrap();
+        s.write_all(head.as_bytes())?;
+        s.write_all(body)?;
         let mut raw = Vec::new();
         let _ = s.read_to_end(&mut raw);
-        parse(&raw)
+        Ok(parse(&raw))
     }
 
     /// POST `body` to `path` on `addr` (TCP, plain HTTP), `Connection: close`.
