@@ -173,3 +173,30 @@ fn a_partitioned_member_fences_before_its_lease_and_watchdog_run_out() {
     );
     assert!(fenced_at <= 1000 + lease, "fenced at {fenced_at}");
 }
+
+#[test]
+fn the_first_master_named_at_enable_takes_the_lock_even_with_the_higher_uuid() {
+    // Without a first master the lower UUID (h0) wins; naming h1 (the pool master at enable)
+    // makes h1 the master, so enabling HA does not move the pool master.
+    for (first, expected) in [(None, 0usize), (Some(1usize), 1)] {
+        let mut cfg = config();
+        cfg.first_master = first.map(|i| cfg.hosts[i]);
+        let mut agents = [
+            Agent::new(cfg.clone(), cfg.hosts[0], 1).unwrap(),
+            Agent::new(cfg.clone(), cfg.hosts[1], 1).unwrap(),
+        ];
+        let mut file = statefile::initial(cfg.generation, 2);
+        for a in agents.iter_mut() {
+            a.handle(0, Input::Command(Command::Enable));
+        }
+        let outs = drive(&mut agents, &mut file, 0, 3000);
+        let masters: Vec<usize> = outs
+            .iter()
+            .filter(|(_, o)| matches!(o, Output::BecameMaster { .. }))
+            .map(|(h, _)| *h)
+            .collect();
+        assert_eq!(masters, vec![expected], "first master {first:?}");
+        assert_eq!(agents[expected].master_epoch(), Some(1));
+        assert_eq!(agents[1 - expected].master_epoch(), None);
+    }
+}

@@ -3,6 +3,10 @@
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().collect();
+    if args.get(1).map(String::as_str) == Some(xenha::host::watchdog::HELPER_ARG) {
+        return ExitCode::from(xenha::host::watchdog::run_helper(&args[2..]) as u8);
+    }
     let matches = xenha::daemon::config::command().get_matches();
     tracing_subscriber::fmt()
         .with_env_filter(

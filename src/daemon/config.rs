@@ -13,6 +13,7 @@
 //! auth_failure_delay_ms = 5000
 //! pool_scheme = "https"         # how pool hosts reach each other
 //! pool_port = 443               # the API port of every pool host
+//! ha_port = 694                 # UDP port for HA heartbeats (the same on every host)
 //! cpuinfo_file = "/tmp/amd.txt" # pretend to have these CPUs (labs)
 //! ```
 
@@ -54,6 +55,8 @@ pub struct Config {
     pub pool_scheme: String,
     /// The port other pool hosts serve the API on (default 443).
     pub pool_port: u16,
+    /// The UDP port of HA heartbeats, the same on every host (default 694, xhad's).
+    pub ha_port: u16,
     /// Read CPUs from this file instead of /proc/cpuinfo (labs that pretend to other CPUs).
     pub cpuinfo_file: Option<PathBuf>,
 }
@@ -74,6 +77,7 @@ struct FileConfig {
     auth_failure_delay_ms: Option<u64>,
     pool_scheme: Option<String>,
     pool_port: Option<u16>,
+    ha_port: Option<u16>,
     cpuinfo_file: Option<PathBuf>,
 }
 
@@ -94,7 +98,7 @@ pub fn command() -> Command {
             .action(ArgAction::Set)
     };
     Command::new("xapid")
-        .about("The per-host XenAPI daemon: API server, pool database and (later) the HA agent")
+        .about("The per-host XenAPI daemon: API server, pool database and the HA agent")
         .version(env!("CARGO_PKG_VERSION"))
         .arg(opt(
             "config",
@@ -155,6 +159,11 @@ pub fn command() -> Command {
             "pool-port",
             "PORT",
             "the API port of every pool host [default: 443]",
+        ))
+        .arg(opt(
+            "ha-port",
+            "PORT",
+            "UDP port for HA heartbeats, the same on every pool host [default: 694]",
         ))
         .arg(opt(
             "cpuinfo",
@@ -244,6 +253,12 @@ impl Config {
                     .parse()
                     .map_err(|_| DaemonError::Config(format!("pool-port: '{p}' is not a port")))?,
                 None => file.pool_port.unwrap_or(443),
+            },
+            ha_port: match flag("ha-port") {
+                Some(p) => p
+                    .parse()
+                    .map_err(|_| DaemonError::Config(format!("ha-port: '{p}' is not a port")))?,
+                None => file.ha_port.unwrap_or(crate::server::ha::DEFAULT_PORT),
             },
             cpuinfo_file: flag("cpuinfo").map(PathBuf::from).or(file.cpuinfo_file),
         })

@@ -60,6 +60,7 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
         auth_failure_delay: config.auth_failure_delay,
         state_dir: Some(config.state_dir.clone()),
         facts: Some(facts.clone()),
+        ha_port: config.ha_port,
     };
     let peers = Peers::new(&config.pool_scheme, config.pool_port, PEER_TIMEOUT);
     let inventory = inventory::read(&config.state_dir).map_err(io("reading the inventory"))?;
@@ -113,6 +114,7 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
     };
     server.db.set_observer(server.membership.observer());
     membership::spawn(server.clone());
+    crate::server::ha::boot(&server);
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let mut tasks = Vec::new();

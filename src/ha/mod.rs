@@ -108,6 +108,20 @@ impl Phase {
     pub fn is_member(self) -> bool {
         matches!(self, Phase::Online | Phase::FaultHandling)
     }
+
+    /// The phase's name, for logs and status reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            Phase::Stopped => "stopped",
+            Phase::Starting => "starting",
+            Phase::Joining => "joining",
+            Phase::Online => "online",
+            Phase::FaultHandling => "fault-handling",
+            Phase::Aborted => "aborted",
+            Phase::Disarmed => "disarmed",
+            Phase::Fenced => "fenced",
+        }
+    }
 }
 
 /// A deliberately wrong rule, switched on only by tests to prove the simulator catches it.
@@ -162,6 +176,12 @@ pub struct PoolConfig {
     pub timeouts: Timeouts,
     /// Test-only deliberate bug; always `None` outside the simulator's self-test.
     pub test_bug: Option<TestBug>,
+    /// The host that asks for the master lock first, before any master was ever elected in
+    /// this generation: the pool master at enable time, so enabling HA does not move the
+    /// master (xapi: only the master proposes itself; members propose when it fails). Once it
+    /// leaves the liveset or any master has held an epoch, every member may ask. `None`: every
+    /// member asks at once and the lowest UUID wins.
+    pub first_master: Option<HostUuid>,
 }
 
 impl PoolConfig {
@@ -190,6 +210,7 @@ impl PoolConfig {
             secret,
             timeouts,
             test_bug: None,
+            first_master: None,
         })
     }
 

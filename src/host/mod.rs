@@ -7,7 +7,9 @@ pub mod cpuinfo;
 pub mod domain;
 pub mod inventory;
 pub mod meminfo;
+pub mod statefile;
 pub mod storage;
+pub mod watchdog;
 
 pub use cpuinfo::{parse_cpuinfo, Cpu, CpuSummary};
 pub use meminfo::parse_meminfo_total;

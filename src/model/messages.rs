@@ -400,6 +400,27 @@ pub static EXPLICIT: &[MessageDecl] = &[
         "Pool-internal: apply one committed write of the master.",
     ),
     internal(
+        "host",
+        "internal_ha_start",
+        &[p("secret", Ty::String), p("configuration", Ty::String), p("mode", Ty::String)],
+        None,
+        "Pool-internal: persist this HA configuration and start the agent (mode enable or boot).",
+    ),
+    internal(
+        "host",
+        "internal_ha_status",
+        &[p("secret", Ty::String)],
+        Some(Ty::String),
+        "Pool-internal: what this host's HA agent last reported, as JSON.",
+    ),
+    internal(
+        "host",
+        "internal_ha_stop",
+        &[p("secret", Ty::String), p("how", Ty::String)],
+        None,
+        "Pool-internal: stop this host's HA agent (how: disable, or abort after a failed enable).",
+    ),
+    internal(
         "pool",
         "internal_ping",
         &[p("secret", Ty::String)],

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use super::generic::{check_memory_order, set_field};
-use super::{alerts, auth, ha_plan, membership, now_ms, storage, vm, Server, Transport};
+use super::{alerts, auth, ha, ha_plan, membership, now_ms, storage, vm, Server, Transport};
 use crate::model::classes::{HOST, POOL, USER, VM, VM_METRICS};
 use crate::model::errors::code;
 use crate::model::messages::MessageDecl;
@@ -66,24 +66,17 @@ pub async fn call(
         }
 
         // ---- HA: the pool-level switches ----
-        ("pool", "enable_ha") => {
-            if super::ha_enabled(&server.db.read()) {
-                return Err(ApiError::new::<String>(code::HA_IS_ENABLED, []));
-            }
-            // The statefile SRs must exist before anything else is said.
-            for sr in args[0].as_array().unwrap_or_default() {
-                let r = sr.as_str().unwrap_or_default();
-                if server.db.read().get("SR", r).is_none() {
-                    return Err(ApiError::handle_invalid("SR", r));
-                }
-            }
-            Err(not_implemented(decl))
-        }
-        ("pool", "disable_ha") => {
-            if !super::ha_enabled(&server.db.read()) {
-                return Err(ApiError::new::<String>(code::HA_NOT_ENABLED, []));
-            }
-            Err(not_implemented(decl))
+        ("pool", "enable_ha") => ha::enable(server, &args[0], &args[1]).await,
+        ("pool", "disable_ha") => ha::disable(server).await,
+        ("host", "internal_ha_start") => ha::internal_start(
+            server,
+            &str_arg(&args, 0),
+            &str_arg(&args, 1),
+            &str_arg(&args, 2),
+        ),
+        ("host", "internal_ha_status") => ha::internal_status(server, &str_arg(&args, 0)),
+        ("host", "internal_ha_stop") => {
+            ha::internal_stop(server, &str_arg(&args, 0), &str_arg(&args, 1))
         }
         ("pool", "ha_prevent_restarts_for") => {
             let seconds = args[0].as_int().unwrap_or(0);
@@ -115,7 +108,7 @@ pub async fn call(
 
         // ---- emergency mode ----
         ("pool", "emergency_transition_to_master") => {
-            if super::ha_enabled(&server.db.read()) {
+            if ha::armed_here(server) {
                 return Err(ApiError::new::<String>(code::HA_IS_ENABLED, []));
             }
             // This daemon runs the pool's only host, which is already its master.
@@ -131,7 +124,7 @@ pub async fn call(
             }
         }
         ("pool", "emergency_reset_master") => {
-            if super::ha_enabled(&server.db.read()) {
+            if ha::armed_here(server) {
                 return Err(ApiError::new::<String>(code::HA_IS_ENABLED, []));
             }
             Err(not_implemented(decl))
@@ -139,13 +132,7 @@ pub async fn call(
         // The master of a one-host pool has no members to recover.
         ("pool", "recover_slaves") => Ok(Value::Array(Vec::new())),
         ("host", "emergency_ha_disable") => {
-            let soft = args[0].as_bool().unwrap_or(false);
-            // This host is never armed until the HA agent runs here.
-            if soft {
-                Ok(Value::void())
-            } else {
-                Err(ApiError::new::<String>(code::HA_NOT_ENABLED, []))
-            }
+            ha::emergency_disable(server, args[0].as_bool().unwrap_or(false))
         }
         ("host", "is_in_emergency_mode") => Ok(Value::Bool(false)),
 

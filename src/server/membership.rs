@@ -183,7 +183,13 @@ impl Membership {
             .remove(host);
     }
 
-    fn is_reachable(&self, host: &str) -> bool {
+    /// The master epoch this host has seen.
+    pub fn epoch(&self) -> u64 {
+        self.epoch.load(Ordering::SeqCst)
+    }
+
+    /// Whether the master can currently reach this member (always true on members).
+    pub(crate) fn is_reachable(&self, host: &str) -> bool {
         !self
             .unreachable
             .lock()
@@ -1085,7 +1091,13 @@ pub fn set_master(
     address: &str,
 ) -> Result<Value, ApiError> {
     server.membership.check_secret(secret)?;
-    not_a_member(server)?;
+    // A master steps down only for a newer epoch: a master elected while this one was away
+    // (HA failover) holds a larger fencing token than anything this host has seen.
+    if server.membership.role() == PoolRole::Master
+        && epoch <= server.membership.epoch.load(Ordering::SeqCst) as i64
+    {
+        not_a_member(server)?;
+    }
     check_epoch(server, epoch)?;
     if server.membership.role()
         != (PoolRole::Member {

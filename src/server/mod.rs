@@ -10,6 +10,7 @@ pub mod auth;
 pub mod dispatch;
 mod explicit;
 mod generic;
+pub mod ha;
 pub mod ha_plan;
 pub mod hostfacts;
 pub mod http;
@@ -43,6 +44,8 @@ pub struct ServerConfig {
     pub state_dir: Option<PathBuf>,
     /// What this host knows about itself, for the master to record.
     pub facts: Option<crate::host::HostFacts>,
+    /// The UDP port of HA heartbeats this host proposes when it enables HA.
+    pub ha_port: u16,
 }
 
 impl Default for ServerConfig {
@@ -51,6 +54,7 @@ impl Default for ServerConfig {
             auth_failure_delay: Duration::from_secs(5),
             state_dir: None,
             facts: None,
+            ha_port: ha::DEFAULT_PORT,
         }
     }
 }
@@ -70,6 +74,8 @@ pub struct Server {
     pub domains: Domains,
     /// This host's place in the pool, and replication.
     pub membership: membership::Membership,
+    /// This host's HA agent and what it last reported.
+    pub ha: ha::Runtime,
 }
 
 impl Server {
@@ -87,6 +93,7 @@ impl Server {
             restarts_blocked_until_ms: Mutex::new(0),
             domains: Domains::default(),
             membership,
+            ha: ha::Runtime::default(),
         }
     }
 }

@@ -110,7 +110,12 @@ fn check_power_state(
 
 /// Record that `vm` now runs (or no longer runs) on `host`, keeping the host's resident list
 /// and free memory in step.
-fn set_residence(t: &mut Txn<'_>, vm: &str, host: &str, power_state: &str) -> Result<(), ApiError> {
+pub(crate) fn set_residence(
+    t: &mut Txn<'_>,
+    vm: &str,
+    host: &str,
+    power_state: &str,
+) -> Result<(), ApiError> {
     let old_host = str_field(
         t.get(VM.name, vm)
             .ok_or_else(|| ApiError::handle_invalid(VM.name, vm))?,
@@ -355,6 +360,9 @@ pub async fn start(
         }
         let flags = boot_cpu_flags(t, &host);
         t.set(&VM, vm, "last_boot_CPU_flags", flags)?;
+        // A VM with a restart priority is one HA keeps running from now on.
+        let kept = !str_field(&rec, "ha_restart_priority").is_empty();
+        t.set(&VM, vm, "ha_always_run", Value::Bool(kept))?;
         set_residence(t, vm, &host, state)
     });
     if let Err(e) = committed {
@@ -396,9 +404,11 @@ fn stop_grace(hard: bool) -> Duration {
 pub async fn shutdown(server: &Server, vm: &str, hard: bool) -> Result<Value, ApiError> {
     let (uuid, host, _) = resident_vm(server, vm, &["Running", "Paused"], "running")?;
     stop_domain(server, &host, &uuid, stop_grace(hard)).await?;
-    server
-        .db
-        .write(|t| set_residence(t, vm, NULL_REF, "Halted"))?;
+    server.db.write(|t| {
+        // Shut down through the API: HA must not bring it back (xapi clears ha_always_run).
+        t.set(&VM, vm, "ha_always_run", Value::Bool(false))?;
+        set_residence(t, vm, NULL_REF, "Halted")
+    })?;
     tracing::info!(vm = %uuid, hard, "VM shut down");
     Ok(Value::void())
 }

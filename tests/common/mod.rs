@@ -165,6 +165,24 @@ impl TestDaemon {
         }
     }
 
+    /// Send a signal (`STOP`, `CONT`, ...) to the daemon.
+    #[allow(dead_code)]
+    pub fn signal(&self, sig: &str) {
+        let pid = self.child.as_ref().expect("daemon running").id();
+        Command::new("kill")
+            .args([&format!("-{sig}"), &pid.to_string()])
+            .status()
+            .unwrap();
+    }
+
+    /// The exit status, if the daemon has exited on its own.
+    #[allow(dead_code)]
+    pub fn exited(&mut self) -> Option<ExitStatus> {
+        let status = self.child.as_mut()?.try_wait().unwrap()?;
+        self.child = None;
+        Some(status)
+    }
+
     /// Kill with SIGKILL (no chance to clean up).
     pub fn kill9(&mut self) {
         if let Some(mut child) = self.child.take() {

@@ -58,8 +58,20 @@ impl Agent {
             let holder_leaving = holder.is_some_and(|h| self.pending.iter().any(|(p, _)| *p == h));
             // New requests wait until every member has settled (armed and published), so
             // the first election after enable or a reboot is not decided by a partial vote.
-            self.lock_request =
-                holder == Some(self.me) || (all_settled && (holder.is_none() || holder_leaving));
+            // Before the first master of this generation, only the designated first master
+            // asks, as long as it is a member that is not being removed.
+            let first = self
+                .cfg
+                .first_master
+                .and_then(|u| self.cfg.index_of(&u))
+                .filter(|&f| {
+                    self.known_epoch == 0
+                        && self.current.contains(f)
+                        && !self.pending.iter().any(|(p, _)| *p == f)
+                });
+            let my_turn = first.is_none_or(|f| f == self.me);
+            self.lock_request = holder == Some(self.me)
+                || (my_turn && all_settled && (holder.is_none() || holder_leaving));
             if self.lock_request {
                 requesters.insert(self.me);
             } else {

@@ -1,0 +1,336 @@
+//! HA across real `xapid` processes on loopback addresses, with a shared file SR as the
+//! heartbeat SR and a lab timeout (T = 2 s): `xe pool-ha-enable`, failover after the master is
+//! killed (a member is elected, protected VMs come back, unprotected ones stay down), the old
+//! master rejoining as a member, a hung host fenced by its watchdog, a failed enable that arms
+//! nobody, and `xe pool-ha-disable`.
+//!
+//! Every wait is bounded; no assertion is about how long anything took.
+
+mod common;
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::{raw, TestDaemon, PASSWORD};
+use serde_json::{json, Value as Json};
+
+fn local(d: &TestDaemon, method: &str, params: Json) -> Option<Json> {
+    let body = json!({"jsonrpc":"2.0","method":method,"params":params,"id":1}).to_string();
+    let r = raw::try_post_unix(&d.socket, "/jsonrpc", body.as_bytes()).ok()?;
+    serde_json::from_str(&r.body).ok()
+}
+
+fn ok(r: Option<Json>) -> Json {
+    let r = r.expect("an answer");
+    assert!(r.get("error").is_none(), "{r}");
+    r["result"].clone()
+}
+
+fn session(d: &TestDaemon) -> Option<Json> {
+    let r = local(d, "session.login_with_password", json!(["root", ""]))?;
+    r.get("error").is_none().then(|| r["result"].clone())
+}
+
+/// A call that may fail while the pool changes masters: `None` until it succeeds.
+fn try_call(d: &TestDaemon, method: &str, mut params: Vec<Json>) -> Option<Json> {
+    let s = session(d)?;
+    params.insert(0, s);
+    let r = local(d, method, Json::Array(params))?;
+    r.get("error").is_none().then(|| r["result"].clone())
+}
+
+fn wait_for(what: &str, limit: Duration, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + limit;
+    while !cond() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn xe(d: &TestDaemon, args: &[&str]) -> (i32, String, String) {
+    let home = tempfile::tempdir().unwrap();
+    let o = Command::new(env!("CARGO_BIN_EXE_xe"))
+        .args(args)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("HOME", home.path())
+        .env("XAPI_SOCKET", &d.socket)
+        .output()
+        .expect("running xe");
+    (
+        o.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&o.stdout).into(),
+        String::from_utf8_lossy(&o.stderr).into(),
+    )
+}
+
+const GIB: i64 = 1 << 30;
+
+struct Pool {
+    hosts: Vec<TestDaemon>,
+    ips: Vec<String>,
+    sr_uuid: String,
+    _shared: tempfile::TempDir,
+}
+
+/// `n` hosts on 127.0.0.<base+i>, joined, with a shared file SR plugged everywhere.
+fn pool(base: u8, n: usize) -> Pool {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let ha_port = std::net::UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+        .to_string();
+    let ips: Vec<String> = (0..n)
+        .map(|i| format!("127.0.0.{}", base + i as u8))
+        .collect();
+    let mem = (8 * GIB).to_string();
+    let hosts: Vec<TestDaemon> = ips
+        .iter()
+        .map(|ip| TestDaemon::start_at(ip, port, &["--ha-port", &ha_port, "--memory-total", &mem]))
+        .collect();
+    for h in &hosts[1..] {
+        let s = session(h).unwrap();
+        ok(local(h, "pool.join", json!([s, ips[0], "root", PASSWORD])));
+    }
+    let shared = tempfile::tempdir().unwrap();
+    let s = session(&hosts[0]).unwrap();
+    let master = ok(local(&hosts[0], "pool.get_all", json!([s])))[0].clone();
+    let master_host = ok(local(&hosts[0], "pool.get_master", json!([s, master])));
+    let sr = ok(local(
+        &hosts[0],
+        "SR.create",
+        json!([s, master_host, {"location": shared.path()}, 0, "MGMT-HA", "", "file", "", true, {}]),
+    ));
+    let sr_uuid = ok(local(&hosts[0], "SR.get_uuid", json!([s, sr])))
+        .as_str()
+        .unwrap()
+        .to_string();
+    Pool {
+        hosts,
+        ips,
+        sr_uuid,
+        _shared: shared,
+    }
+}
+
+fn host_by_ip(d: &TestDaemon, ip: &str) -> Json {
+    let all = try_call(d, "host.get_all_records", vec![]).unwrap();
+    json!(
+        all.as_object()
+            .unwrap()
+            .iter()
+            .find(|(_, h)| h["address"] == json!(ip))
+            .unwrap()
+            .0
+    )
+}
+
+fn vm(d: &TestDaemon, name: &str, priority: &str, on: &Json) -> Json {
+    let s = session(d).unwrap();
+    let vm = ok(local(
+        d,
+        "VM.create",
+        json!([s, {"name_label": name, "memory_static_max": GIB.to_string(), "ha_restart_priority": priority}]),
+    ));
+    ok(local(d, "VM.start_on", json!([s, vm, on, false, false])));
+    vm
+}
+
+#[test]
+fn the_pool_survives_its_master_and_restarts_protected_vms() {
+    let mut p = pool(91, 3);
+    let old_master = host_by_ip(&p.hosts[0], &p.ips[0]);
+    let protected = vm(&p.hosts[0], "db", "restart", &old_master);
+    let unprotected = vm(&p.hosts[0], "scratch", "", &old_master);
+
+    let (code, out, err) = xe(
+        &p.hosts[0],
+        &[
+            "pool-ha-enable",
+            &format!("heartbeat-sr-uuids={}", p.sr_uuid),
+            "ha-config:timeout=2",
+        ],
+    );
+    assert_eq!((code, out.as_str(), err.as_str()), (0, "", ""));
+    let pool_uuid = xe(&p.hosts[0], &["pool-list", "--minimal"]).1;
+    let (_, enabled, _) = xe(
+        &p.hosts[0],
+        &[
+            "pool-param-get",
+            &format!("uuid={}", pool_uuid.trim()),
+            "param-name=ha-enabled",
+        ],
+    );
+    assert_eq!(enabled, "true\n");
+    // Enabling HA again is refused with xapi's error.
+    let (code, _, err) = xe(
+        &p.hosts[0],
+        &[
+            "pool-ha-enable",
+            &format!("heartbeat-sr-uuids={}", p.sr_uuid),
+        ],
+    );
+    assert_eq!(code, 1);
+    assert!(err.contains("HA is enabled"), "{err}");
+
+    // The master dies. A member takes over and restarts the protected VM.
+    p.hosts[0].kill9();
+    let mut new_master = None;
+    wait_for("a member to become master", Duration::from_secs(60), || {
+        new_master = (1..3).find(|&i| {
+            try_call(&p.hosts[i], "pool.get_all", vec![])
+                .and_then(|pools| try_call(&p.hosts[i], "pool.get_master", vec![pools[0].clone()]))
+                .is_some_and(|m| m == host_by_ip(&p.hosts[i], &p.ips[i]))
+        });
+        new_master.is_some()
+    });
+    let m = &p.hosts[new_master.unwrap()];
+    wait_for(
+        "the protected VM to run again",
+        Duration::from_secs(60),
+        || try_call(m, "VM.get_power_state", vec![protected.clone()]) == Some(json!("Running")),
+    );
+    let resident = try_call(m, "VM.get_resident_on", vec![protected.clone()]).unwrap();
+    assert_ne!(resident, old_master, "restarted on a survivor");
+    assert_eq!(
+        try_call(m, "VM.get_power_state", vec![unprotected.clone()]),
+        Some(json!("Halted")),
+        "a VM without a restart priority stays down"
+    );
+    let metrics = try_call(m, "host.get_metrics", vec![old_master.clone()]).unwrap();
+    assert_eq!(
+        try_call(m, "host_metrics.get_live", vec![metrics]),
+        Some(json!(false))
+    );
+    let messages = try_call(m, "message.get_all_records", vec![]).unwrap();
+    assert!(
+        messages
+            .as_object()
+            .unwrap()
+            .values()
+            .any(|msg| msg["name"] == json!("HA_HOST_FAILED")),
+        "{messages}"
+    );
+
+    // The old master comes back: it rejoins as a member of the new master.
+    let new_master_ref = host_by_ip(m, &p.ips[new_master.unwrap()]);
+    p.hosts[0].restart();
+    let m = &p.hosts[new_master.unwrap()];
+    wait_for(
+        "the old master to follow the new one",
+        Duration::from_secs(60),
+        || {
+            try_call(&p.hosts[0], "pool.get_all", vec![])
+                .and_then(|pools| try_call(&p.hosts[0], "pool.get_master", vec![pools[0].clone()]))
+                == Some(new_master_ref.clone())
+        },
+    );
+    assert_eq!(
+        try_call(m, "VM.get_power_state", vec![protected.clone()]),
+        Some(json!("Running")),
+        "the protected VM runs exactly once"
+    );
+
+    // HA off: every host stops its agent and forgets the configuration.
+    let (code, out, err) = xe(m, &["pool-ha-disable"]);
+    assert_eq!((code, out.as_str(), err.as_str()), (0, "", ""));
+    for h in &p.hosts {
+        wait_for(
+            "the HA configuration to go",
+            Duration::from_secs(30),
+            || !h.state_dir().join("ha.json").exists(),
+        );
+    }
+    let pools = try_call(m, "pool.get_all", vec![]).unwrap();
+    assert_eq!(
+        try_call(m, "pool.get_ha_enabled", vec![pools[0].clone()]),
+        Some(json!(false))
+    );
+}
+
+#[test]
+fn a_hung_member_is_fenced_by_its_watchdog_and_nobody_else_is() {
+    let mut p = pool(101, 3);
+    let (code, _, err) = xe(
+        &p.hosts[0],
+        &[
+            "pool-ha-enable",
+            &format!("heartbeat-sr-uuids={}", p.sr_uuid),
+            "ha-config:timeout=2",
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    // SIGSTOP: the daemon cannot fence itself; its watchdog must.
+    p.hosts[2].signal("STOP");
+    wait_for(
+        "the hung member to be killed",
+        Duration::from_secs(30),
+        || p.hosts[2].exited().is_some(),
+    );
+    let marker = std::fs::read_to_string(p.hosts[2].state_dir().join("ha-fenced")).unwrap();
+    assert!(marker.contains("watchdog"), "{marker}");
+    let old = host_by_ip(&p.hosts[0], &p.ips[2]);
+    wait_for(
+        "the master to declare it dead",
+        Duration::from_secs(30),
+        || {
+            let metrics = try_call(&p.hosts[0], "host.get_metrics", vec![old.clone()]).unwrap();
+            try_call(&p.hosts[0], "host_metrics.get_live", vec![metrics]) == Some(json!(false))
+        },
+    );
+    // The survivors are still running and armed.
+    for h in &mut p.hosts[..2] {
+        assert!(h.exited().is_none(), "a healthy host fenced:\n{}", h.log());
+    }
+}
+
+#[test]
+fn an_enable_that_cannot_form_a_liveset_arms_and_fences_nobody() {
+    let mut p = pool(111, 2);
+    // The member's heartbeats cannot arrive: it is stopped while the others wait for it.
+    p.hosts[1].signal("STOP");
+    let s = session(&p.hosts[0]).unwrap();
+    let sr = ok(local(&p.hosts[0], "SR.get_by_uuid", json!([s, p.sr_uuid])));
+    let r = local(
+        &p.hosts[0],
+        "pool.enable_ha",
+        json!([s, [sr], {"timeout": "1"}]),
+    )
+    .unwrap();
+    p.hosts[1].signal("CONT");
+    let code = r["error"]["message"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        code == "HOST_OFFLINE" || code == "HA_FAILED_TO_FORM_LIVESET",
+        "{r}"
+    );
+    let pools = ok(local(&p.hosts[0], "pool.get_all", json!([s])));
+    assert_eq!(
+        ok(local(
+            &p.hosts[0],
+            "pool.get_ha_enabled",
+            json!([s, pools[0]])
+        )),
+        json!(false)
+    );
+    // No statefile VDI was left behind, and nobody fenced.
+    let vdis = ok(local(&p.hosts[0], "SR.get_VDIs", json!([s, sr])));
+    assert_eq!(vdis, json!([]));
+    std::thread::sleep(Duration::from_secs(3));
+    for h in &mut p.hosts {
+        assert!(
+            h.exited().is_none(),
+            "a host fenced after a failed enable:\n{}",
+            h.log()
+        );
+        assert!(!h.state_dir().join("ha.json").exists());
+    }
+}
