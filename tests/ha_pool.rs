@@ -179,6 +179,14 @@ fn the_pool_survives_its_master_and_restarts_protected_vms() {
     assert_eq!(code, 1);
     assert!(err.contains("HA is enabled"), "{err}");
 
+    // While HA is armed, the emergency commands are refused (HA elects masters itself).
+    let (code, _, err) = xe(
+        &p.hosts[1],
+        &["pool-emergency-transition-to-master", "--force"],
+    );
+    assert_eq!(code, 1);
+    assert!(err.contains("HA is enabled"), "{err}");
+
     // The master dies. A member takes over and restarts the protected VM.
     p.hosts[0].kill9();
     let mut new_master = None;

@@ -439,3 +439,72 @@ fn pool_eject_and_host_forget_remove_a_member() {
         master_host
     );
 }
+
+/// The 2am path without HA: the master is gone for good, a member is told to take over, and
+/// the other members are brought over to it.
+#[test]
+fn emergency_transition_and_recover_slaves() {
+    let port = free_port();
+    let ips = ["127.0.0.141", "127.0.0.142", "127.0.0.143"];
+    let mut hosts: Vec<TestDaemon> = ips
+        .iter()
+        .map(|ip| TestDaemon::start_at(ip, port, &[]))
+        .collect();
+    for h in &hosts[1..] {
+        ok(xe(
+            h,
+            &[
+                "pool-join",
+                "master-address=127.0.0.141",
+                "master-username=root",
+                &format!("master-password={PASSWORD}"),
+            ],
+        ));
+    }
+    let pool_uuid = ok(xe(&hosts[0], &["pool-list", "--minimal"]));
+    let uuid_of = |d: &TestDaemon, ip: &str| {
+        ok(xe(d, &["host-list", &format!("address={ip}"), "--minimal"]))
+            .trim()
+            .to_string()
+    };
+    let (new_uuid, other_uuid) = (uuid_of(&hosts[0], ips[1]), uuid_of(&hosts[0], ips[2]));
+    hosts[0].kill9();
+
+    // Members cannot reach their master: every pool call fails until someone takes over.
+    let r = xe(&hosts[1], &["host-list"]);
+    assert_ne!(r.code, 0, "{r:?}");
+    assert_eq!(
+        ok(xe(&hosts[1], &["pool-emergency-transition-to-master"])),
+        "Host agent will restart and transition to master in 10. seconds...\n"
+    );
+    // Already master now: xe says so unless forced.
+    assert_eq!(
+        ok(xe(&hosts[1], &["pool-emergency-transition-to-master"])),
+        "Host agent is already master. Use '--force' to execute the operation anyway.\n"
+    );
+    let recovered = ok(xe(&hosts[1], &["pool-recover-slaves"]));
+    assert_eq!(recovered, format!("{other_uuid}\n"));
+    // The other member now follows the new master: its view of the pool names it master.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let r = xe(
+            &hosts[2],
+            &[
+                "pool-param-get",
+                &format!("uuid={}", pool_uuid.trim()),
+                "param-name=master",
+            ],
+        );
+        if r.code == 0 && r.stdout.trim() == new_uuid {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{r:?}");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    // An empty master address is refused.
+    let r = xe(
+        &hosts[2],
+        &["pool-emergency-reset-master", "master-address="],
+    );
+    assert_ne!(r.code, 0, "{r:?}");
+}

@@ -6,20 +6,10 @@ use std::sync::Arc;
 
 use super::generic::{check_memory_order, set_field};
 use super::{alerts, auth, ha, ha_plan, membership, now_ms, storage, vm, Server, Transport};
-use crate::model::classes::{HOST, POOL, USER, VM, VM_METRICS};
+use crate::model::classes::{HOST, USER, VM, VM_METRICS};
 use crate::model::errors::code;
 use crate::model::messages::MessageDecl;
 use crate::model::{Access, ApiError, Role, Value};
-
-fn pool_ref(server: &Server) -> Result<String, ApiError> {
-    server
-        .db
-        .read()
-        .all(POOL.name)
-        .next()
-        .map(|(r, _)| r.clone())
-        .ok_or_else(|| ApiError::internal("the pool object is missing"))
-}
 
 fn not_implemented(decl: &MessageDecl) -> ApiError {
     ApiError::new(
@@ -111,30 +101,21 @@ pub async fn call(
             if ha::armed_here(server) {
                 return Err(ApiError::new::<String>(code::HA_IS_ENABLED, []));
             }
-            // This daemon runs the pool's only host, which is already its master.
-            let master = server
-                .db
-                .read()
-                .field(POOL.name, &pool_ref(server)?, "master")
-                .cloned();
-            if master == Some(Value::str(server.this_host.clone())) {
-                Ok(Value::void())
-            } else {
-                Err(not_implemented(decl))
-            }
+            membership::emergency_transition_to_master(server)
         }
         ("pool", "emergency_reset_master") => {
             if ha::armed_here(server) {
                 return Err(ApiError::new::<String>(code::HA_IS_ENABLED, []));
             }
-            Err(not_implemented(decl))
+            membership::emergency_reset_master(server, &str_arg(&args, 0))
         }
-        // The master of a one-host pool has no members to recover.
-        ("pool", "recover_slaves") => Ok(Value::Array(Vec::new())),
+        ("pool", "recover_slaves") => membership::recover_slaves(server).await,
         ("host", "emergency_ha_disable") => {
             ha::emergency_disable(server, args[0].as_bool().unwrap_or(false))
         }
-        ("host", "is_in_emergency_mode") => Ok(Value::Bool(false)),
+        ("host", "is_in_emergency_mode") => {
+            Ok(Value::Bool(membership::in_emergency_mode(server).await))
+        }
 
         // ---- host maintenance ----
         ("host", "disable" | "enable") => {

@@ -1098,6 +1098,16 @@ pub fn set_master(
     {
         not_a_member(server)?;
     }
+    // One epoch, one master: a second master claiming an epoch we already follow someone
+    // under (two members both transitioned in an emergency) is refused, not followed.
+    if let PoolRole::Member { master } = server.membership.role() {
+        if master != address && epoch == server.membership.epoch.load(Ordering::SeqCst) as i64 {
+            return Err(ApiError::new(
+                code::OPERATION_NOT_ALLOWED,
+                [format!("epoch {epoch} already has a master ({master})")],
+            ));
+        }
+    }
     check_epoch(server, epoch)?;
     if server.membership.role()
         != (PoolRole::Member {
@@ -1115,6 +1125,85 @@ pub fn set_master(
         tracing::info!(master = address, epoch, "following a new pool master");
     }
     Ok(Value::void())
+}
+
+// ---- emergency mode ----
+
+/// `pool.emergency_transition_to_master`, run locally on a member whose master is gone: it
+/// becomes master of the pool its copy of the database describes, under a new epoch. Members
+/// that answer are brought over by the usual recovery (or at once by `pool.recover_slaves`).
+pub fn emergency_transition_to_master(server: &Server) -> Result<Value, ApiError> {
+    if server.membership.role() == PoolRole::Master {
+        return Ok(Value::void());
+    }
+    let epoch = server.membership.epoch.load(Ordering::SeqCst) + 1;
+    tracing::warn!(epoch, "emergency transition to master");
+    become_master(server, &server.membership.secret(), epoch as i64)
+}
+
+/// `pool.emergency_reset_master`, run locally: follow the master at `address` from now on.
+pub fn emergency_reset_master(server: &Server, address: &str) -> Result<Value, ApiError> {
+    if address.trim().is_empty() || address == own_address(server) {
+        return Err(ApiError::invalid_value("master_address", address));
+    }
+    save_role(server, Some(address.to_string()))?;
+    *server
+        .membership
+        .role
+        .write()
+        .unwrap_or_else(|e| e.into_inner()) = PoolRole::Member {
+        master: address.to_string(),
+    };
+    tracing::warn!(
+        master = address,
+        "emergency reset: following another master"
+    );
+    Ok(Value::void())
+}
+
+/// `pool.recover_slaves` on the master: tell every other host who the master is now, whether
+/// or not it answered lately. Returns the hosts that accepted.
+pub async fn recover_slaves(server: &Server) -> Result<Value, ApiError> {
+    if server.membership.role() != PoolRole::Master {
+        return Err(ApiError::new(
+            code::OPERATION_NOT_ALLOWED,
+            ["this host is not the pool master"],
+        ));
+    }
+    let m = &server.membership;
+    let mut recovered = Vec::new();
+    for (host, address) in members(server) {
+        let params = vec![
+            Value::str(m.secret()),
+            Value::Int(m.epoch.load(Ordering::SeqCst) as i64),
+            Value::str(own_address(server)),
+        ];
+        match m
+            .peers
+            .call(&address, "pool.internal_set_master", params)
+            .await
+        {
+            Ok(_) => {
+                // It gets the database (and is marked live) through the recovery path.
+                m.mark_reachable(&host, false);
+                recovered.push(Value::str(host));
+            }
+            Err(e) => tracing::warn!(host = %address, error = %e, "could not recover a member"),
+        }
+    }
+    Ok(Value::Array(recovered))
+}
+
+/// xapi's emergency mode, as a question: a member whose master does not answer.
+pub async fn in_emergency_mode(server: &Server) -> bool {
+    let PoolRole::Member { master } = server.membership.role() else {
+        return false;
+    };
+    let m = &server.membership;
+    m.peers
+        .call(&master, "pool.internal_ping", vec![Value::str(m.secret())])
+        .await
+        .is_err()
 }
 
 // ---- host power ----
