@@ -468,7 +468,12 @@ fn emergency_transition_and_recover_slaves() {
             .to_string()
     };
     let (new_uuid, other_uuid) = (uuid_of(&hosts[0], ips[1]), uuid_of(&hosts[0], ips[2]));
+    // The member that will take over misses a write: it is down while the master acknowledges
+    // it (replicated to the other member only), then the master dies.
+    hosts[1].kill9();
+    ok(xe(&hosts[0], &["vm-create", "name-label=late"]));
     hosts[0].kill9();
+    hosts[1].restart();
 
     // Members cannot reach their master: every pool call fails until someone takes over.
     let r = xe(&hosts[1], &["host-list"]);
@@ -481,6 +486,11 @@ fn emergency_transition_and_recover_slaves() {
     assert_eq!(
         ok(xe(&hosts[1], &["pool-emergency-transition-to-master"])),
         "Host agent is already master. Use '--force' to execute the operation anyway.\n"
+    );
+    // It took over with the other member's newer copy: the acknowledged write is there.
+    assert_ne!(
+        ok(xe(&hosts[1], &["vm-list", "name-label=late", "--minimal"])).trim(),
+        ""
     );
     let recovered = ok(xe(&hosts[1], &["pool-recover-slaves"]));
     assert_eq!(recovered, format!("{other_uuid}\n"));

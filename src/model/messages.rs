@@ -422,6 +422,13 @@ pub static EXPLICIT: &[MessageDecl] = &[
     ),
     internal(
         "pool",
+        "internal_dump",
+        &[p("secret", Ty::String)],
+        Some(Ty::String),
+        "Pool-internal: this host's whole copy of the database, as JSON.",
+    ),
+    internal(
+        "pool",
         "internal_ping",
         &[p("secret", Ty::String)],
         Some(Ty::Int),

@@ -101,7 +101,7 @@ pub async fn call(
             if ha::armed_here(server) {
                 return Err(ApiError::new::<String>(code::HA_IS_ENABLED, []));
             }
-            membership::emergency_transition_to_master(server)
+            membership::emergency_transition_to_master(server).await
         }
         ("pool", "emergency_reset_master") => {
             if ha::armed_here(server) {
@@ -281,6 +281,7 @@ pub async fn call(
             &str_arg(&args, 2),
         ),
         ("pool", "internal_ping") => membership::ping(server, &str_arg(&args, 0)),
+        ("pool", "internal_dump") => membership::dump(server, &str_arg(&args, 0)),
         ("host", "get_local_database_generation") => {
             Ok(Value::Int(server.db.read().generation() as i64))
         }

@@ -528,6 +528,57 @@ pub fn ping(server: &Server, secret: &str) -> Result<Value, ApiError> {
     Ok(Value::Int(server.db.read().generation() as i64))
 }
 
+/// `pool.internal_dump`: this host's whole copy of the database (for a new master that finds
+/// its own copy older than this one).
+pub fn dump(server: &Server, secret: &str) -> Result<Value, ApiError> {
+    server.membership.check_secret(secret)?;
+    Ok(Value::Str(
+        serde_json::to_string(&server.db.dump()).expect("dump serialises"),
+    ))
+}
+
+/// Before taking over as master: if a member at one of `addresses` holds a newer copy of the
+/// database than this host (it saw writes this host missed while unreachable), adopt it, so no
+/// write the old master acknowledged is lost. Unreachable members are skipped: every
+/// acknowledged write reached every member the old master could reach.
+pub async fn adopt_freshest_copy(server: &Server, addresses: &[String]) {
+    let m = &server.membership;
+    let mine = server.db.read().generation() as i64;
+    let mut best: Option<(i64, &String)> = None;
+    for address in addresses {
+        if let Ok(v) = m
+            .peers
+            .call(address, "pool.internal_ping", vec![Value::str(m.secret())])
+            .await
+        {
+            let theirs = v.as_int().unwrap_or(-1);
+            if theirs > best.map_or(mine, |(g, _)| g) {
+                best = Some((theirs, address));
+            }
+        }
+    }
+    let Some((generation, address)) = best else {
+        return;
+    };
+    let fetched = m
+        .peers
+        .call(address, "pool.internal_dump", vec![Value::str(m.secret())])
+        .await;
+    let dump = fetched
+        .ok()
+        .and_then(|v| serde_json::from_str::<Dump>(v.as_str()?).ok());
+    match dump {
+        Some(d) => match server.db.restore(&d) {
+            Ok(()) => tracing::warn!(
+                from = %address, generation, mine,
+                "took a member's newer copy of the database before becoming master"
+            ),
+            Err(e) => tracing::error!(error = %e, "could not adopt a newer database copy"),
+        },
+        None => tracing::error!(from = %address, "could not fetch a newer database copy"),
+    }
+}
+
 // ---- joining ----
 
 /// `pool.join` on the joining host: ask the master to add us, load the pool's database, and
@@ -1130,12 +1181,15 @@ pub fn set_master(
 // ---- emergency mode ----
 
 /// `pool.emergency_transition_to_master`, run locally on a member whose master is gone: it
-/// becomes master of the pool its copy of the database describes, under a new epoch. Members
-/// that answer are brought over by the usual recovery (or at once by `pool.recover_slaves`).
-pub fn emergency_transition_to_master(server: &Server) -> Result<Value, ApiError> {
+/// becomes master under a new epoch, starting from the newest copy of the database any member
+/// it can reach holds. Members that answer are brought over by the usual recovery (or at once
+/// by `pool.recover_slaves`).
+pub async fn emergency_transition_to_master(server: &Server) -> Result<Value, ApiError> {
     if server.membership.role() == PoolRole::Master {
         return Ok(Value::void());
     }
+    let others: Vec<String> = members(server).into_iter().map(|(_, a)| a).collect();
+    adopt_freshest_copy(server, &others).await;
     let epoch = server.membership.epoch.load(Ordering::SeqCst) + 1;
     tracing::warn!(epoch, "emergency transition to master");
     become_master(server, &server.membership.secret(), epoch as i64)

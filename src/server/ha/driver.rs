@@ -249,7 +249,7 @@ impl Driver {
                     tracing::warn!(epoch, "this host holds the HA master lock");
                     let server = self.server.clone();
                     self.main.spawn(async move {
-                        super::on_became_master(&server, epoch);
+                        super::on_became_master(&server, epoch).await;
                         super::failover::on_liveset_change(&server).await;
                     });
                 }

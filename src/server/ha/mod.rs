@@ -724,11 +724,22 @@ pub fn armed_here(server: &Server) -> bool {
     server.ha.is_running() || load_config(server).is_some()
 }
 
-/// The master lock moved to this host: take over the pool if it is not already ours.
-pub(crate) fn on_became_master(server: &Arc<Server>, ha_epoch: u64) {
+/// The master lock moved to this host: take over the pool if it is not already ours, starting
+/// from the newest copy of the database any other member of the liveset holds.
+pub(crate) async fn on_became_master(server: &Arc<Server>, ha_epoch: u64) {
     if server.membership.role() == PoolRole::Master {
         return;
     }
+    let me = this_uuid(server);
+    let live = server.ha.status().liveset;
+    let others: Vec<String> = load_config(server)
+        .map(|c| c.hosts)
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|h| h.uuid != me && live.contains(&h.uuid))
+        .map(|h| h.address)
+        .collect();
+    super::membership::adopt_freshest_copy(server, &others).await;
     let m = &server.membership;
     let epoch = (m.epoch() + 1).max(ha_epoch);
     match super::membership::become_master(server, &m.secret(), epoch as i64) {
