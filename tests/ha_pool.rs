@@ -229,6 +229,19 @@ fn the_pool_survives_its_master_and_restarts_protected_vms() {
     // The old master comes back: it rejoins as a member of the new master.
     let new_master_ref = host_by_ip(m, &p.ips[new_master.unwrap()]);
     p.hosts[0].restart();
+    // Until HA confirms it or the new master claims it, it serves nothing as master: it must
+    // not accept writes into its stale copy of the database.
+    let body = json!({"jsonrpc": "2.0", "method": "session.login_with_password",
+        "params": ["root", PASSWORD], "id": 1})
+    .to_string();
+    let r: Json =
+        serde_json::from_str(&raw::post(&p.hosts[0].http, "/jsonrpc", body.as_bytes()).body)
+            .unwrap();
+    let refusal = r["error"]["message"].as_str().unwrap_or_default();
+    assert!(
+        refusal == "HOST_STILL_BOOTING" || refusal == "HOST_IS_SLAVE",
+        "the restarted old master answered as master: {r}"
+    );
     let m = &p.hosts[new_master.unwrap()];
     wait_for(
         "the old master to follow the new one",

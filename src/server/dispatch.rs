@@ -29,11 +29,17 @@ pub async fn call(
     let msg = api()
         .lookup(method)
         .ok_or_else(|| ApiError::method_unknown(method))?;
-    if let PoolRole::Member { master } = server.membership.role() {
-        if !runs_on_members(method) {
+    match server.membership.role() {
+        PoolRole::Member { master } if !runs_on_members(method) => {
             // Over the local socket the HTTP layer forwards to the master before we get here.
             return Err(ApiError::new(code::HOST_IS_SLAVE, [master]));
         }
+        // A master that restarted with HA armed may have been replaced while it was away:
+        // it serves nothing until HA confirms it (it wins the lock) or a newer master claims it.
+        PoolRole::Master if server.ha.unconfirmed_master() && !runs_on_members(method) => {
+            return Err(ApiError::new::<String>("HOST_STILL_BOOTING", []));
+        }
+        _ => {}
     }
     let received = params.len() as i64 - i64::from(msg.session);
     let required = msg.required_params();

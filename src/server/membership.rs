@@ -1175,6 +1175,7 @@ pub fn set_master(
         };
         tracing::info!(master = address, epoch, "following a new pool master");
     }
+    server.ha.confirm_master();
     Ok(Value::void())
 }
 

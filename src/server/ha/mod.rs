@@ -134,6 +134,8 @@ pub struct Runtime {
     pub(crate) failover: tokio::sync::Mutex<()>,
     /// Protected VMs whose restart failed and were alerted about (once each, as xapi).
     pub(crate) restart_failed: Mutex<std::collections::HashSet<String>>,
+    /// Set when this host restarts as master with HA armed, until HA confirms it.
+    unconfirmed_master: std::sync::atomic::AtomicBool,
 }
 
 impl Runtime {
@@ -159,6 +161,18 @@ impl Runtime {
         {
             h.stop();
         }
+    }
+
+    /// True while this host believes it is master but HA has not confirmed it since a restart.
+    pub fn unconfirmed_master(&self) -> bool {
+        self.unconfirmed_master
+            .load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// The master role is settled: HA elected this host, or it now follows a newer master.
+    pub(crate) fn confirm_master(&self) {
+        self.unconfirmed_master
+            .store(false, std::sync::atomic::Ordering::SeqCst);
     }
 
     /// True while an agent runs here.
@@ -227,6 +241,15 @@ pub fn boot(server: &Arc<Server>) {
         }
     }
     tracing::info!("HA is armed on this host: rejoining the liveset");
+    if server.membership.role() == PoolRole::Master {
+        // Another host may have been elected while this one was down (xapi starts in
+        // emergency mode for the same reason).
+        server
+            .ha
+            .unconfirmed_master
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        tracing::warn!("this host was master: serving nothing until HA confirms it or a newer master claims it");
+    }
     if let Err(e) = start(server, config, Command::Boot) {
         tracing::error!(error = %e, "could not start the HA agent");
     }
@@ -234,6 +257,7 @@ pub fn boot(server: &Arc<Server>) {
 
 /// The agent stopped for good (disable, clean shutdown): HA is no longer armed here.
 pub(crate) fn on_stopped(server: &Server) {
+    server.ha.confirm_master();
     if let Err(e) = save_config(server, None) {
         tracing::error!(error = %e, "could not forget the HA configuration");
     }
@@ -712,6 +736,7 @@ pub fn emergency_disable(server: &Server, soft: bool) -> Result<Value, ApiError>
     }
     server.ha.send(Command::Disarm);
     server.ha.stop_driver();
+    server.ha.confirm_master();
     if !soft {
         save_config(server, None)?;
     }
@@ -727,6 +752,7 @@ pub fn armed_here(server: &Server) -> bool {
 /// The master lock moved to this host: take over the pool if it is not already ours, starting
 /// from the newest copy of the database any other member of the liveset holds.
 pub(crate) async fn on_became_master(server: &Arc<Server>, ha_epoch: u64) {
+    server.ha.confirm_master();
     if server.membership.role() == PoolRole::Master {
         return;
     }
