@@ -355,3 +355,60 @@ fn an_enable_that_cannot_form_a_liveset_arms_and_fences_nobody() {
         assert!(!h.state_dir().join("ha.json").exists());
     }
 }
+
+/// Benchmark, not a check: the failover timeline of real processes after `kill -9` of the
+/// master, for `HA_BENCH_T` seconds (default 2). Prints milliseconds from the kill to a member
+/// answering as master and to the protected VM running again.
+/// `HA_BENCH_T=10 cargo test --release --test ha_pool failover_timeline -- --ignored --nocapture`
+#[test]
+#[ignore = "benchmark; run by hand, numbers go to docs/benchmarks.md"]
+fn failover_timeline() {
+    let t = std::env::var("HA_BENCH_T").unwrap_or_else(|_| "2".into());
+    let mut p = pool(151, 3);
+    let old_master = host_by_ip(&p.hosts[0], &p.ips[0]);
+    let protected = vm(&p.hosts[0], "db", "restart", &old_master);
+    let (code, _, err) = xe(
+        &p.hosts[0],
+        &[
+            "pool-ha-enable",
+            &format!("heartbeat-sr-uuids={}", p.sr_uuid),
+            &format!("ha-config:timeout={t}"),
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    // Let the first master take the lock, as in a pool that has been running a while.
+    std::thread::sleep(Duration::from_secs(2));
+    let killed = Instant::now();
+    p.hosts[0].kill9();
+    let mut master_at = None;
+    let limit = Duration::from_secs(300);
+    loop {
+        if master_at.is_none()
+            && (1..3).any(|i| {
+                try_call(&p.hosts[i], "pool.get_all", vec![])
+                    .and_then(|pools| {
+                        try_call(&p.hosts[i], "pool.get_master", vec![pools[0].clone()])
+                    })
+                    .is_some_and(|m| m == host_by_ip(&p.hosts[i], &p.ips[i]))
+            })
+        {
+            master_at = Some(killed.elapsed());
+        }
+        if master_at.is_some() {
+            let running = (1..3).any(|i| {
+                try_call(&p.hosts[i], "VM.get_power_state", vec![protected.clone()])
+                    == Some(json!("Running"))
+            });
+            if running {
+                break;
+            }
+        }
+        assert!(killed.elapsed() < limit, "no failover");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    println!(
+        "T = {t} s: new master after {} ms, protected VM running after {} ms",
+        master_at.unwrap().as_millis(),
+        killed.elapsed().as_millis()
+    );
+}

@@ -1165,18 +1165,24 @@ pub fn set_master(
             master: address.to_string(),
         })
     {
-        save_role(server, Some(address.to_string()))?;
-        *server
-            .membership
-            .role
-            .write()
-            .unwrap_or_else(|e| e.into_inner()) = PoolRole::Member {
-            master: address.to_string(),
-        };
+        follow(server, address)?;
         tracing::info!(master = address, epoch, "following a new pool master");
     }
     server.ha.confirm_master();
     Ok(Value::void())
+}
+
+/// Become (or stay) a member of the master at `address`, durably.
+fn follow(server: &Server, address: &str) -> Result<(), ApiError> {
+    save_role(server, Some(address.to_string()))?;
+    *server
+        .membership
+        .role
+        .write()
+        .unwrap_or_else(|e| e.into_inner()) = PoolRole::Member {
+        master: address.to_string(),
+    };
+    Ok(())
 }
 
 // ---- emergency mode ----
@@ -1201,14 +1207,7 @@ pub fn emergency_reset_master(server: &Server, address: &str) -> Result<Value, A
     if address.trim().is_empty() || address == own_address(server) {
         return Err(ApiError::invalid_value("master_address", address));
     }
-    save_role(server, Some(address.to_string()))?;
-    *server
-        .membership
-        .role
-        .write()
-        .unwrap_or_else(|e| e.into_inner()) = PoolRole::Member {
-        master: address.to_string(),
-    };
+    follow(server, address)?;
     tracing::warn!(
         master = address,
         "emergency reset: following another master"

@@ -69,22 +69,24 @@ impl Peers {
         params: Vec<Value>,
     ) -> Result<Value, PeerError> {
         let body = jsonrpc::encode_call(jsonrpc::Version::V2, method, &params, 1);
-        let response = self
+        let request = self
             .client
             .post(self.url(address, "/jsonrpc"))
             .header("content-type", "application/json")
-            .body(body)
-            .send()
-            .await
-            .map_err(|e| PeerError::Unreachable(format!("{address}: {e}")))?;
-        let bytes = response
-            .bytes()
-            .await
-            .map_err(|e| PeerError::Unreachable(format!("{address}: {e}")))?;
+            .body(body);
+        Self::answer(address, request).await
+    }
+
+    /// Send `request` and read its JSON-RPC answer.
+    async fn answer(address: &str, request: reqwest::RequestBuilder) -> Result<Value, PeerError> {
+        let unreachable =
+            |e: &dyn std::fmt::Display| PeerError::Unreachable(format!("{address}: {e}"));
+        let response = request.send().await.map_err(|e| unreachable(&e))?;
+        let bytes = response.bytes().await.map_err(|e| unreachable(&e))?;
         match jsonrpc::parse_response(&bytes) {
             Ok(Ok(v)) => Ok(v),
             Ok(Err(e)) => Err(PeerError::Api(e)),
-            Err(e) => Err(PeerError::Unreachable(format!("{address}: {e}"))),
+            Err(e) => Err(unreachable(&e)),
         }
     }
 
@@ -96,24 +98,13 @@ impl Peers {
         epoch: i64,
         dump: String,
     ) -> Result<(), PeerError> {
-        let response = self
+        let request = self
             .client
             .post(self.url(address, DATABASE_PATH))
             .header(SECRET_HEADER, secret)
             .header(EPOCH_HEADER, epoch.to_string())
-            .body(dump)
-            .send()
-            .await
-            .map_err(|e| PeerError::Unreachable(format!("{address}: {e}")))?;
-        let bytes = response
-            .bytes()
-            .await
-            .map_err(|e| PeerError::Unreachable(format!("{address}: {e}")))?;
-        match jsonrpc::parse_response(&bytes) {
-            Ok(Ok(_)) => Ok(()),
-            Ok(Err(e)) => Err(PeerError::Api(e)),
-            Err(e) => Err(PeerError::Unreachable(format!("{address}: {e}"))),
-        }
+            .body(dump);
+        Self::answer(address, request).await.map(|_| ())
     }
 
     /// Forward a raw request to the master; returns its status, content type and body.
