@@ -110,6 +110,12 @@ pub fn run_helper(args: &[String]) -> i32 {
             Ok(Line::Close) => deadline = None,
             Err(mpsc::RecvTimeoutError::Disconnected) => return 0,
             Err(mpsc::RecvTimeoutError::Timeout) => {
+                // Only the daemon that started us is ever killed: if it is gone (we were
+                // reparented), its pid may already belong to another process.
+                let parent = rustix::process::getppid().map(|p| p.as_raw_nonzero().get());
+                if parent != Some(pid) {
+                    return 0;
+                }
                 let _ = std::fs::write(
                     &marker,
                     format!("watchdog fired: daemon {pid} was not kicked in time\n"),
