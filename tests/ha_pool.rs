@@ -309,6 +309,24 @@ fn a_hung_member_is_fenced_by_its_watchdog_and_nobody_else_is() {
     for h in &mut p.hosts[..2] {
         assert!(h.exited().is_none(), "a healthy host fenced:\n{}", h.log());
     }
+    // It comes back, rejoins, and the operator can read why it was fenced.
+    p.hosts[2].restart();
+    wait_for(
+        "HA_HOST_WAS_FENCED in xe message-list",
+        Duration::from_secs(30),
+        || {
+            let (_, out, _) = xe(&p.hosts[0], &["message-list", "name=HA_HOST_WAS_FENCED"]);
+        out.contains("watchdog fired")
+        },
+    );
+    wait_for(
+        "the fenced host to be live again",
+        Duration::from_secs(30),
+        || {
+            let metrics = try_call(&p.hosts[0], "host.get_metrics", vec![old.clone()]).unwrap();
+            try_call(&p.hosts[0], "host_metrics.get_live", vec![metrics]) == Some(json!(true))
+        },
+    );
 }
 
 #[test]

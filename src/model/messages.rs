@@ -415,6 +415,13 @@ pub static EXPLICIT: &[MessageDecl] = &[
     ),
     internal(
         "host",
+        "internal_ha_fence_report",
+        &[p("secret", Ty::String)],
+        Some(Ty::String),
+        "Pool-internal: why this host last fenced, once (empty when it did not).",
+    ),
+    internal(
+        "host",
         "internal_ha_stop",
         &[p("secret", Ty::String), p("how", Ty::String)],
         None,

@@ -65,6 +65,9 @@ pub async fn call(
             &str_arg(&args, 2),
         ),
         ("host", "internal_ha_status") => ha::internal_status(server, &str_arg(&args, 0)),
+        ("host", "internal_ha_fence_report") => {
+            ha::internal_fence_report(server, &str_arg(&args, 0))
+        }
         ("host", "internal_ha_stop") => {
             ha::internal_stop(server, &str_arg(&args, 0), &str_arg(&args, 1))
         }

@@ -357,6 +357,36 @@ async fn recover(server: &Server, host: &str) -> bool {
         Err(e) => tracing::warn!(host = %address, error = %e, "a member did not say what it is"),
     }
 
+    // A member that fenced says why, once: the operator sees it in the message list.
+    if let Ok(v) = m
+        .peers
+        .call(
+            &address,
+            "host.internal_ha_fence_report",
+            vec![Value::str(m.secret())],
+        )
+        .await
+    {
+        let reason = v.as_str().unwrap_or_default();
+        if !reason.is_empty() {
+            let written = server.db.write(|t| {
+                let h = t.get(HOST.name, host).cloned().unwrap_or_default();
+                let (uuid, name) = (str_of(&h, "uuid"), str_of(&h, "name_label"));
+                alerts::raise(
+                    t,
+                    "HA_HOST_WAS_FENCED",
+                    alerts::priority::MINOR,
+                    "Host",
+                    uuid,
+                    &format!("Server '{name}' was fenced by HA: {reason}"),
+                );
+                Ok(())
+            });
+            if let Err(e) = written {
+                tracing::warn!(error = %e, "could not record a member's fence");
+            }
+        }
+    }
     tracing::info!(host = %address, "member is up to date and live");
     true
 }

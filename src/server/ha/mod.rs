@@ -292,6 +292,21 @@ pub fn internal_status(server: &Server, secret: &str) -> Result<Value, ApiError>
     ))
 }
 
+/// `host.internal_ha_fence_report(secret)`: why this host last fenced, handed over once (the
+/// record is kept as `ha-fenced.reported`) so the master raises one `HA_HOST_WAS_FENCED`.
+pub fn internal_fence_report(server: &Server, secret: &str) -> Result<Value, ApiError> {
+    server.membership.check_secret(secret)?;
+    let Some(dir) = &server.config.state_dir else {
+        return Ok(Value::str(""));
+    };
+    let marker = dir.join(driver::FENCED_MARKER);
+    let Ok(reason) = std::fs::read_to_string(&marker) else {
+        return Ok(Value::str(""));
+    };
+    let _ = std::fs::rename(&marker, marker.with_extension("reported"));
+    Ok(Value::str(reason.trim()))
+}
+
 /// `host.internal_ha_stop(secret, how)`: `disable` (pool-wide, through the statefile) or
 /// `abort` (a failed enable: stop without touching anything, fence nobody).
 pub fn internal_stop(server: &Server, secret: &str, how: &str) -> Result<Value, ApiError> {
