@@ -240,6 +240,9 @@ impl Driver {
                         liveset = %self.names(liveset), added = %self.names(added),
                         removed = %self.names(removed), "HA liveset changed"
                     );
+                    // The failover pass reads the liveset and the lock from the status: it
+                    // must see this change, not the state before it.
+                    self.publish_status();
                     let server = self.server.clone();
                     self.main.spawn(async move {
                         super::failover::on_liveset_change(&server).await;
@@ -247,6 +250,7 @@ impl Driver {
                 }
                 Output::BecameMaster { epoch } => {
                     tracing::warn!(epoch, "this host holds the HA master lock");
+                    self.publish_status();
                     let server = self.server.clone();
                     self.main.spawn(async move {
                         super::on_became_master(&server, epoch).await;
@@ -290,6 +294,12 @@ impl Driver {
                 Output::Warning(w) => tracing::warn!(warning = %w, "HA"),
             }
         }
+        self.publish_status();
+        stopped
+    }
+
+    /// Make the agent's phase, liveset and lock visible to the rest of the daemon.
+    fn publish_status(&self) {
         let mut s = self.status.lock().unwrap_or_else(|e| e.into_inner());
         s.phase = self.agent.phase().name().to_string();
         s.armed = self.agent.is_armed();
@@ -300,7 +310,6 @@ impl Driver {
             .map(|i| self.uuids[i].clone())
             .collect();
         s.master_epoch = self.agent.master_epoch();
-        stopped
     }
 
     fn names(&self, set: crate::ha::HostSet) -> String {
