@@ -132,7 +132,7 @@ async fn restart(server: &Arc<Server>) {
         if protected.is_empty() && best_effort.is_empty() {
             return;
         }
-        let mut snapshot = ha_plan::snapshot(&t);
+        let mut snapshot = ha_plan::snapshot(&*t);
         for vm in &mut snapshot.vms {
             if protected.contains(&vm.id) {
                 vm.restart_priority = RestartPriority::Restart;
