@@ -5,6 +5,7 @@
 use std::sync::Arc;
 
 use super::generic::{check_memory_order, set_field};
+use super::ha_plan::Protection;
 use super::{alerts, auth, ha, ha_plan, membership, now_ms, storage, vm, Server, Transport};
 use crate::model::classes::{HOST, USER, VM, VM_METRICS};
 use crate::model::errors::code;
@@ -16,6 +17,15 @@ fn not_implemented(decl: &MessageDecl) -> ApiError {
         code::NOT_IMPLEMENTED,
         [format!("{}.{}", decl.class, decl.name)],
     )
+}
+
+/// After an operation that moved VMs or changed hosts: bring the pool's plan fields up to
+/// date (and raise their alerts), as xapi's `update_pool_status` after the same operations.
+fn replanned(server: &Server, outcome: Result<Value, ApiError>) -> Result<Value, ApiError> {
+    if outcome.is_ok() {
+        ha::failover::update_pool_status(server);
+    }
+    outcome
 }
 
 fn str_arg(args: &[Value], i: usize) -> String {
@@ -124,7 +134,8 @@ pub async fn call(
         ("host", "disable" | "enable") => {
             let host = str_arg(&args, 0);
             let enabled = decl.name == "enable";
-            server.db.write(|t| {
+            // set_field refuses a disable that would break the failover plan, in this write.
+            let done = server.db.write(|t| {
                 set_field(
                     t,
                     &HOST,
@@ -132,10 +143,10 @@ pub async fn call(
                     HOST.field("enabled").expect("declared"),
                     Value::Bool(enabled),
                 )
-            })?;
-            Ok(Value::void())
+            });
+            replanned(server, done.map(|()| Value::void()))
         }
-        ("host", "evacuate") => vm::evacuate(server, &str_arg(&args, 0)).await,
+        ("host", "evacuate") => replanned(server, vm::evacuate(server, &str_arg(&args, 0)).await),
         ("SR", "create") => {
             let text = |i: usize| str_arg(&args, i);
             storage::create(
@@ -190,8 +201,10 @@ pub async fn call(
                 .write(|t| t.delete(&crate::model::classes::MESSAGE, &m))?;
             Ok(Value::void())
         }
-        ("host", "destroy") => membership::forget_host(server, &str_arg(&args, 0)),
-        ("pool", "eject") => membership::eject(server, &str_arg(&args, 0)).await,
+        ("host", "destroy") => {
+            replanned(server, membership::forget_host(server, &str_arg(&args, 0)))
+        }
+        ("pool", "eject") => replanned(server, membership::eject(server, &str_arg(&args, 0)).await),
         ("host", "internal_start_domain") => {
             server.membership.check_secret(&str_arg(&args, 0))?;
             let command = str_arg(&args, 2);
@@ -215,30 +228,45 @@ pub async fn call(
 
         // ---- VMs ----
         ("VM", "start") => {
-            vm::start(
+            let started = vm::start(
                 server,
                 &str_arg(&args, 0),
                 None,
                 args[1].as_bool().unwrap_or(false),
+                Protection::Checked,
             )
-            .await
+            .await;
+            replanned(server, started)
         }
         ("VM", "start_on") => {
-            vm::start(
+            let started = vm::start(
                 server,
                 &str_arg(&args, 0),
                 Some(&str_arg(&args, 1)),
                 args[2].as_bool().unwrap_or(false),
+                Protection::Checked,
             )
-            .await
+            .await;
+            replanned(server, started)
         }
         ("VM", "clean_shutdown" | "hard_shutdown") => {
-            vm::shutdown(server, &str_arg(&args, 0), decl.name == "hard_shutdown").await
+            let stopped =
+                vm::shutdown(server, &str_arg(&args, 0), decl.name == "hard_shutdown").await;
+            replanned(server, stopped)
         }
         ("VM", "clean_reboot" | "hard_reboot") => {
             vm::reboot(server, &str_arg(&args, 0), decl.name == "hard_reboot").await
         }
-        ("VM", "pool_migrate") => vm::migrate(server, &str_arg(&args, 0), &str_arg(&args, 1)).await,
+        ("VM", "pool_migrate") => {
+            let moved = vm::migrate(
+                server,
+                &str_arg(&args, 0),
+                &str_arg(&args, 1),
+                Protection::Checked,
+            )
+            .await;
+            replanned(server, moved)
+        }
         // ---- pool membership ----
         ("pool", "join" | "join_force") => {
             let force = decl.name == "join_force";
@@ -257,7 +285,9 @@ pub async fn call(
             args[1].as_bool().unwrap_or(false),
         ),
         ("pool", "internal_member_ready") => {
-            membership::member_ready(server, &str_arg(&args, 0), &str_arg(&args, 1)).await
+            let joined =
+                membership::member_ready(server, &str_arg(&args, 0), &str_arg(&args, 1)).await;
+            replanned(server, joined)
         }
         ("pool", "internal_replicate") => membership::apply_replica(
             server,

@@ -1,8 +1,10 @@
 //! The calls every class has, derived from the model: getters, setters, map and set
 //! accessors, records and lookups. Field-specific rules (valid values, fields that move
-//! together) live in [`set_rules`], the one place a setter does more than store.
+//! together) live in [`set_rules`], the one place a setter does more than store; settings that
+//! could break the failover plan (failures to tolerate, protecting a VM, disabling a host) are
+//! also judged by overcommit protection ([`ha_plan::change_of_setting`]).
 
-use super::Server;
+use super::{ha_plan, Server};
 use crate::model::{
     class, ApiError, ClassDecl, FieldDecl, Kind, Message, Record, Ty, Value, NULL_REF,
 };
@@ -94,6 +96,9 @@ pub fn call(
             let r = self_ref(&args).to_string();
             let value = args[1].clone();
             server.db.write(|t| set_field(t, c, &r, f, value))?;
+            if ha_plan::setting_affects_plan(c.name, f.name) {
+                super::ha::failover::update_pool_status(server);
+            }
             Ok(Value::void())
         }
         Kind::AddTo(f) => {
@@ -179,7 +184,13 @@ pub fn set_field(
             return Err(ApiError::handle_invalid(target, target_ref));
         }
     }
-    for (name, v) in set_rules(c, f, value)? {
+    // Validity first (a negative failure count is INVALID_VALUE), then overcommit protection,
+    // in the write that stores the value, so a refusal leaves everything as it was.
+    let stored = set_rules(c, f, value.clone())?;
+    if let Some(change) = ha_plan::change_of_setting(&*t, c.name, r, f.name, &value) {
+        ha_plan::assert_change_preserves_plan(&*t, &change)?;
+    }
+    for (name, v) in stored {
         t.set(c, r, name, v)?;
     }
     if c.name == "VM" && f.name.starts_with("memory_") {

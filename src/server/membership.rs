@@ -438,8 +438,10 @@ fn set_live(server: &Server, host: &str, live: bool) {
         }
         Ok(())
     });
-    if let Err(e) = written {
-        tracing::error!(error = %e, "could not record a member's liveness");
+    match written {
+        // A host that comes or goes moves the failover plan.
+        Ok(()) => super::ha::failover::update_pool_status(server),
+        Err(e) => tracing::error!(error = %e, "could not record a member's liveness"),
     }
 }
 

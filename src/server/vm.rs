@@ -8,6 +8,7 @@
 
 use std::time::Duration;
 
+use super::ha_plan::{Change, Protection};
 use super::peer::PeerError;
 use super::Server;
 use crate::model::classes::{HOST, HOST_METRICS, VM, VM_METRICS};
@@ -319,12 +320,14 @@ fn cpu_refusal(t: &impl View, vm_ref: &str, vm: &Record, host: &str) -> Option<A
     })
 }
 
-/// `VM.start` / `VM.start_on`.
+/// `VM.start` / `VM.start_on`. A checked start that would break the failover plan is refused
+/// before any domain starts, and judged again where it commits.
 pub async fn start(
     server: &Server,
     vm: &str,
     on: Option<&str>,
     paused: bool,
+    protection: Protection,
 ) -> Result<Value, ApiError> {
     let (host, command, uuid) = {
         let t = server.db.read();
@@ -344,6 +347,7 @@ pub async fn start(
             }
             None => choose_host(&t, rec)?,
         };
+        protection.check(&*t, &Change::arrival(vm, &host))?;
         (host, command_of(rec), str_field(rec, "uuid").to_string())
     };
     start_domain(server, &host, &uuid, command.as_deref()).await?;
@@ -358,6 +362,7 @@ pub async fn start(
         if let Some(e) = cannot_start_on(t.base(), &rec, &host) {
             return Err(e);
         }
+        protection.check(&*t, &Change::arrival(vm, &host))?;
         let flags = boot_cpu_flags(t, &host);
         t.set(&VM, vm, "last_boot_CPU_flags", flags)?;
         // A VM with a restart priority is one HA keeps running from now on.
@@ -422,8 +427,14 @@ pub async fn reboot(server: &Server, vm: &str, hard: bool) -> Result<Value, ApiE
 }
 
 /// `VM.pool_migrate`: move a running VM to another host. The new domain starts before the old
-/// one stops, so the move is live; a refusal leaves the VM where it was.
-pub async fn migrate(server: &Server, vm: &str, target: &str) -> Result<Value, ApiError> {
+/// one stops, so the move is live; a refusal (including overcommit protection's) leaves the VM
+/// where it was.
+pub async fn migrate(
+    server: &Server,
+    vm: &str,
+    target: &str,
+    protection: Protection,
+) -> Result<Value, ApiError> {
     let (source, uuid, command) = {
         let t = server.db.read();
         let rec = t
@@ -442,6 +453,7 @@ pub async fn migrate(server: &Server, vm: &str, target: &str) -> Result<Value, A
         {
             return Err(e);
         }
+        protection.check(&*t, &Change::arrival(vm, target))?;
         (source, str_field(rec, "uuid").to_string(), command_of(rec))
     };
     start_domain(server, target, &uuid, command.as_deref()).await?;
@@ -454,6 +466,7 @@ pub async fn migrate(server: &Server, vm: &str, target: &str) -> Result<Value, A
         if let Some(e) = cannot_start_on(t.base(), &rec, target) {
             return Err(e);
         }
+        protection.check(&*t, &Change::arrival(vm, target))?;
         set_residence(t, vm, target, "Running")
     });
     if let Err(e) = committed {
@@ -470,7 +483,9 @@ pub async fn migrate(server: &Server, vm: &str, target: &str) -> Result<Value, A
 
 /// `host.evacuate`: move every running VM off `host`. The whole plan is made first (biggest VM
 /// first, each to the host with most room that takes it); if any VM has nowhere to go nothing
-/// moves.
+/// moves. Overcommit protection judges the evacuation as a whole, before anything moves: the
+/// VMs where this plan puts them, with `host` out of service (xapi checks the host disabled,
+/// since its evacuate disables the host; an evacuated host is one about to go down).
 pub async fn evacuate(server: &Server, host: &str) -> Result<Value, ApiError> {
     let plan: Vec<(String, String)> = {
         let t = server.db.read();
@@ -513,10 +528,18 @@ pub async fn evacuate(server: &Server, host: &str) -> Result<Value, ApiError> {
         if !errors.is_empty() {
             return Err(ApiError::new("CANNOT_EVACUATE_HOST", [errors.join("; ")]));
         }
+        let evacuation = Change {
+            arriving: plan.clone(),
+            hosts_to_disable: vec![host.to_string()],
+            ..Change::default()
+        };
+        Protection::Checked.check(&*t, &evacuation)?;
         plan
     };
+    // The evacuation was judged as a whole. One move at a time, with the host still counted
+    // as available, could look worse than the whole and must not stop it halfway.
     for (vm, target) in plan {
-        migrate(server, &vm, &target).await?;
+        migrate(server, &vm, &target, Protection::Exempt).await?;
     }
     Ok(Value::void())
 }

@@ -151,8 +151,11 @@ async fn restart(server: &Arc<Server>) {
         .filter(|v| protected.contains(*v))
         .cloned()
         .collect();
+    // HA's restarts are exempt from overcommit protection: a protected VM must come back even
+    // if that overcommits the pool (xapi marks it overcommitted; update_pool_status does).
+    let exempt = ha_plan::Protection::Exempt;
     for p in plan.placements.iter().filter(|p| protected.contains(&p.vm)) {
-        match vm::start(server, &p.vm, Some(&p.host), false).await {
+        match vm::start(server, &p.vm, Some(&p.host), false, exempt).await {
             Ok(_) => tracing::warn!(vm = %p.vm, host = %p.host, "HA restarted a protected VM"),
             Err(e) => {
                 tracing::warn!(vm = %p.vm, host = %p.host, error = %e, "planned restart failed; trying anywhere");
@@ -161,7 +164,7 @@ async fn restart(server: &Arc<Server>) {
         }
     }
     for v in left {
-        match vm::start(server, &v, None, false).await {
+        match vm::start(server, &v, None, false, exempt).await {
             Ok(_) => tracing::warn!(vm = %v, "HA restarted a protected VM off plan"),
             Err(e) => {
                 tracing::error!(vm = %v, error = %e, "HA could not restart a protected VM");
@@ -195,7 +198,7 @@ async fn restart(server: &Arc<Server>) {
         }
     }
     for v in best_effort {
-        if let Err(e) = vm::start(server, &v, None, false).await {
+        if let Err(e) = vm::start(server, &v, None, false, exempt).await {
             tracing::warn!(vm = %v, error = %e, "HA could not restart a best-effort VM");
         }
     }
@@ -203,8 +206,13 @@ async fn restart(server: &Arc<Server>) {
 
 /// xapi's `update_pool_status`: keep `ha_plan_exists_for` and `ha_overcommitted` true to the
 /// pool, alerting when the plan shrinks (`HA_POOL_DROP_IN_PLAN_EXISTS_FOR`) and when the pool
-/// becomes overcommitted (`HA_POOL_OVERCOMMITTED`). Only while HA is enabled.
+/// becomes overcommitted (`HA_POOL_OVERCOMMITTED`). Only while HA is enabled, and only on the
+/// master: members never write the pool database themselves. Run after anything that can move
+/// the plan: VMs starting, stopping or moving, hosts joining, leaving, disabled or dead.
 pub fn update_pool_status(server: &Server) {
+    if server.membership.role() != PoolRole::Master {
+        return;
+    }
     let written = server.db.write(|t| {
         if !ha_enabled(t.base()) {
             return Ok(());
