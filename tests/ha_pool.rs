@@ -316,7 +316,7 @@ fn a_hung_member_is_fenced_by_its_watchdog_and_nobody_else_is() {
         Duration::from_secs(30),
         || {
             let (_, out, _) = xe(&p.hosts[0], &["message-list", "name=HA_HOST_WAS_FENCED"]);
-        out.contains("watchdog fired")
+            out.contains("watchdog fired")
         },
     );
     wait_for(
