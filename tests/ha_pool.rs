@@ -374,6 +374,48 @@ fn an_enable_that_cannot_form_a_liveset_arms_and_fences_nobody() {
     }
 }
 
+#[test]
+fn a_host_that_stops_cleanly_leaves_without_counting_as_a_failure() {
+    let mut p = pool(161, 3);
+    let (code, _, err) = xe(
+        &p.hosts[0],
+        &[
+            "pool-ha-enable",
+            &format!("heartbeat-sr-uuids={}", p.sr_uuid),
+            "ha-config:timeout=2",
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    let leaving = host_by_ip(&p.hosts[0], &p.ips[2]);
+    // SIGTERM is a clean shutdown: the host marks itself excluded and stays armed for later.
+    assert!(p.hosts[2].stop().success());
+    assert!(p.hosts[2].state_dir().join("ha.json").exists());
+    assert!(p.hosts[2].log().contains("left the HA liveset cleanly"));
+    wait_for("the master to see it gone", Duration::from_secs(30), || {
+        let metrics = try_call(&p.hosts[0], "host.get_metrics", vec![leaving.clone()]).unwrap();
+        try_call(&p.hosts[0], "host_metrics.get_live", vec![metrics]) == Some(json!(false))
+    });
+    let messages = try_call(&p.hosts[0], "message.get_all_records", vec![]).unwrap();
+    assert!(
+        !messages
+            .as_object()
+            .unwrap()
+            .values()
+            .any(|m| m["name"] == json!("HA_HOST_FAILED")),
+        "a clean shutdown is not a failure: {messages}"
+    );
+    for h in &mut p.hosts[..2] {
+        assert!(h.exited().is_none(), "a survivor fenced:\n{}", h.log());
+    }
+    // It comes back and rejoins the liveset.
+    p.hosts[2].restart();
+    wait_for(
+        "the host to rejoin and arm",
+        Duration::from_secs(30),
+        || p.hosts[2].log().contains("HA armed"),
+    );
+}
+
 /// Benchmark, not a check: the failover timeline of real processes after `kill -9` of the
 /// master, for `HA_BENCH_T` seconds (default 2). Prints milliseconds from the kill to a member
 /// answering as master and to the protected VM running again.

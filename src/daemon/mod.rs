@@ -190,6 +190,11 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
 
     wait_for_stop_signal().await;
     tracing::info!("shutting down");
+    // A stop is a clean shutdown of this host: leave the HA liveset as excluded, so the others
+    // neither wait for a fence deadline nor call it a failure.
+    if let Err(e) = crate::server::ha::leave(&server).await {
+        tracing::error!(error = %e, "could not leave the HA liveset cleanly; the pool will treat this stop as a failure");
+    }
     let _ = stop_tx.send(true);
     for t in tasks {
         let _ = tokio::time::timeout(Duration::from_secs(10), t).await;

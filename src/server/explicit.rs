@@ -298,11 +298,14 @@ pub async fn call(
         ("host", "shutdown" | "reboot") => {
             membership::host_power(server, &str_arg(&args, 0), decl.name == "reboot").await
         }
-        ("host", "internal_power") => membership::internal_power(
-            server,
-            &str_arg(&args, 0),
-            args[1].as_bool().unwrap_or(false),
-        ),
+        ("host", "internal_power") => {
+            membership::internal_power(
+                server,
+                &str_arg(&args, 0),
+                args[1].as_bool().unwrap_or(false),
+            )
+            .await
+        }
         ("pool", "designate_new_master") => membership::designate(server, &str_arg(&args, 0)).await,
         ("pool", "internal_become_master") => {
             membership::become_master(server, &str_arg(&args, 0), args[1].as_int().unwrap_or(0))

@@ -1314,6 +1314,7 @@ pub async fn host_power(server: &Server, host: &str, reboot: bool) -> Result<Val
         str_of(h, "address").to_string()
     };
     if host == server.this_host {
+        super::ha::leave(server).await?;
         power_off_self(reboot);
         return Ok(Value::void());
     }
@@ -1333,8 +1334,14 @@ pub async fn host_power(server: &Server, host: &str, reboot: bool) -> Result<Val
 }
 
 /// `host.internal_power` on the host itself.
-pub fn internal_power(server: &Server, secret: &str, reboot: bool) -> Result<Value, ApiError> {
+pub async fn internal_power(
+    server: &Server,
+    secret: &str,
+    reboot: bool,
+) -> Result<Value, ApiError> {
     server.membership.check_secret(secret)?;
+    // With HA armed, leave the liveset first, or the others would count this as a failure.
+    super::ha::leave(server).await?;
     power_off_self(reboot);
     Ok(Value::void())
 }

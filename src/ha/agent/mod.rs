@@ -394,6 +394,11 @@ impl Agent {
         self.t.hb_timeout.saturating_sub(2 * self.t.hb_interval)
     }
 
+    /// Hosts whose statefile section says they shut down cleanly (excluded).
+    pub fn excluded(&self) -> HostSet {
+        self.excluded
+    }
+
     /// Hosts being removed and their fence deadlines.
     pub fn pending_removals(&self) -> &[(usize, u64)] {
         &self.pending

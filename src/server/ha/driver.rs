@@ -310,6 +310,12 @@ impl Driver {
             .map(|i| self.uuids[i].clone())
             .collect();
         s.master_epoch = self.agent.master_epoch();
+        s.excluded = self
+            .agent
+            .excluded()
+            .iter()
+            .map(|i| self.uuids[i].clone())
+            .collect();
     }
 
     fn names(&self, set: crate::ha::HostSet) -> String {

@@ -32,6 +32,7 @@ pub async fn on_liveset_change(server: &Arc<Server>) {
         return;
     }
     let live: HashSet<String> = status.liveset.into_iter().collect();
+    let excluded: HashSet<String> = status.excluded.into_iter().collect();
     if live.is_empty() {
         return;
     }
@@ -48,7 +49,7 @@ pub async fn on_liveset_change(server: &Arc<Server>) {
         );
         tokio::time::sleep(Duration::from_millis(blocked_until - now)).await;
     }
-    match declare_dead(server, &live) {
+    match declare_dead(server, &live, &excluded) {
         Ok(0) => {}
         Ok(reset) => tracing::warn!(reset, "VMs of failed hosts reset to Halted"),
         Err(e) => tracing::error!(error = %e, "could not declare failed hosts dead"),
@@ -60,7 +61,11 @@ pub async fn on_liveset_change(server: &Arc<Server>) {
 
 /// Mark every host outside `live` dead (`HA_HOST_FAILED` once), and reset the VMs it ran.
 /// Returns how many VMs were reset.
-fn declare_dead(server: &Server, live: &HashSet<String>) -> Result<usize, ApiError> {
+fn declare_dead(
+    server: &Server,
+    live: &HashSet<String>,
+    excluded: &HashSet<String>,
+) -> Result<usize, ApiError> {
     server.db.write(|t| {
         let dead: Vec<(String, String, String, String)> = t
             .base()
@@ -77,7 +82,11 @@ fn declare_dead(server: &Server, live: &HashSet<String>) -> Result<usize, ApiErr
             .collect();
         let mut reset = 0;
         for (host, metrics, uuid, name) in dead {
-            if t.base().field(HOST_METRICS.name, &metrics, "live") == Some(&Value::Bool(true)) {
+            let was_live =
+                t.base().field(HOST_METRICS.name, &metrics, "live") == Some(&Value::Bool(true));
+            // A host that shut down cleanly left; it did not fail (xapi skips the alert for
+            // hosts shutting down).
+            if was_live && !excluded.contains(&uuid) {
                 alerts::raise(
                     t,
                     "HA_HOST_FAILED",
@@ -86,6 +95,8 @@ fn declare_dead(server: &Server, live: &HashSet<String>) -> Result<usize, ApiErr
                     &uuid,
                     &format!("Server '{name}' has failed"),
                 );
+            }
+            if was_live {
                 t.set(&HOST_METRICS, &metrics, "live", Value::Bool(false))?;
             }
             let resident: Vec<(String, bool)> = t

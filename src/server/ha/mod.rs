@@ -123,6 +123,9 @@ pub struct Status {
     pub failure: Option<String>,
     /// The agent stopped (disable, shutdown).
     pub stopped: bool,
+    /// Hosts that left cleanly (excluded in the statefile), as host UUIDs.
+    #[serde(default)]
+    pub excluded: Vec<String>,
 }
 
 /// This host's HA: configuration, running agent, last status.
@@ -136,6 +139,8 @@ pub struct Runtime {
     pub(crate) restart_failed: Mutex<std::collections::HashSet<String>>,
     /// Set when this host restarts as master with HA armed, until HA confirms it.
     unconfirmed_master: std::sync::atomic::AtomicBool,
+    /// Set while this host leaves cleanly: HA stays armed here for the next start.
+    leaving: std::sync::atomic::AtomicBool,
 }
 
 impl Runtime {
@@ -255,9 +260,13 @@ pub fn boot(server: &Arc<Server>) {
     }
 }
 
-/// The agent stopped for good (disable, clean shutdown): HA is no longer armed here.
+/// The agent stopped: after a disable HA is no longer armed here; after a clean leave it still
+/// is (the next start rejoins).
 pub(crate) fn on_stopped(server: &Server) {
     server.ha.confirm_master();
+    if server.ha.leaving.load(std::sync::atomic::Ordering::SeqCst) {
+        return;
+    }
     if let Err(e) = save_config(server, None) {
         tracing::error!(error = %e, "could not forget the HA configuration");
     }
@@ -757,6 +766,40 @@ pub fn emergency_disable(server: &Server, soft: bool) -> Result<Value, ApiError>
     }
     tracing::warn!(soft, "HA emergency-disabled on this host");
     Ok(Value::void())
+}
+
+/// Leave the liveset cleanly before this daemon stops (host shutdown or reboot, SIGTERM):
+/// disarm, mark this host excluded in the statefile and stop the agent, keeping `ha.json` so
+/// the next start rejoins. The others drop it at once, without waiting for a fence deadline
+/// and without calling it a failure. Without statefile access the agent refuses (xapi's
+/// `before_clean_shutdown_or_reboot`) and this host stays armed.
+pub async fn leave(server: &Server) -> Result<(), ApiError> {
+    if !server.ha.is_running() {
+        return Ok(());
+    }
+    let timeout = load_config(server).map_or(30_000, |c| c.timeout_ms);
+    server
+        .ha
+        .leaving
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    server.ha.send(Command::Shutdown);
+    let deadline = tokio::time::Instant::now() + Duration::from_millis(timeout);
+    while tokio::time::Instant::now() < deadline {
+        if server.ha.status().stopped {
+            server.ha.stop_driver();
+            tracing::info!("left the HA liveset cleanly");
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    server
+        .ha
+        .leaving
+        .store(false, std::sync::atomic::Ordering::SeqCst);
+    Err(ApiError::new::<String>(
+        "HA_HOST_CANNOT_ACCESS_STATEFILE",
+        [],
+    ))
 }
 
 /// True when HA is armed on this host (xapi's local `ha_armed`).
