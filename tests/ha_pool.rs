@@ -375,6 +375,55 @@ fn an_enable_that_cannot_form_a_liveset_arms_and_fences_nobody() {
 }
 
 #[test]
+fn a_host_whose_watchdog_is_missing_fails_the_enable_and_nothing_is_armed() {
+    let mut p = pool(171, 2);
+    p.hosts[1].kill9();
+    p.hosts[1].restart_with("--ha-watchdog", "/nonexistent/watchdog");
+    let s = session(&p.hosts[0]).unwrap();
+    let sr = ok(local(&p.hosts[0], "SR.get_by_uuid", json!([s, p.sr_uuid])));
+    // The master may still count the member away for a moment after its restart.
+    let mut r = Json::Null;
+    wait_for(
+        "an answer other than HOST_OFFLINE",
+        Duration::from_secs(20),
+        || {
+            r = local(
+                &p.hosts[0],
+                "pool.enable_ha",
+                json!([s, [sr], {"timeout": "2"}]),
+            )
+            .unwrap();
+            r["error"]["message"] != json!("HOST_OFFLINE")
+        },
+    );
+    assert_eq!(
+        r["error"]["message"],
+        json!("HA_HEARTBEAT_DAEMON_STARTUP_FAILED"),
+        "{r}"
+    );
+    let pools = ok(local(&p.hosts[0], "pool.get_all", json!([s])));
+    assert_eq!(
+        ok(local(
+            &p.hosts[0],
+            "pool.get_ha_enabled",
+            json!([s, pools[0]])
+        )),
+        json!(false)
+    );
+    assert_eq!(
+        ok(local(&p.hosts[0], "SR.get_VDIs", json!([s, sr]))),
+        json!([])
+    );
+    for h in &mut p.hosts {
+        assert!(!h.state_dir().join("ha.json").exists());
+        assert!(h.exited().is_none(), "a host fenced:\n{}", h.log());
+    }
+    assert!(p.hosts[1]
+        .log()
+        .contains("watchdog device /nonexistent/watchdog"));
+}
+
+#[test]
 fn a_host_that_stops_cleanly_leaves_without_counting_as_a_failure() {
     let mut p = pool(161, 3);
     let (code, _, err) = xe(

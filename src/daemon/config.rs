@@ -14,6 +14,8 @@
 //! pool_scheme = "https"         # how pool hosts reach each other
 //! pool_port = 443               # the API port of every pool host
 //! ha_port = 694                 # UDP port for HA heartbeats (the same on every host)
+//! ha_watchdog = "/dev/watchdog" # or "process" (labs: a helper process kills the daemon)
+//! ha_fence = "reboot"           # or "exit" (labs: the daemon and its domains end)
 //! cpuinfo_file = "/tmp/amd.txt" # pretend to have these CPUs (labs)
 //! ```
 
@@ -57,6 +59,10 @@ pub struct Config {
     pub pool_port: u16,
     /// The UDP port of HA heartbeats, the same on every host (default 694, xhad's).
     pub ha_port: u16,
+    /// The watchdog device HA kicks; `None` for the process watchdog (the default).
+    pub ha_watchdog: Option<PathBuf>,
+    /// HA fences by resetting the machine (`--ha-fence reboot`) rather than ending the daemon.
+    pub ha_fence_reboot: bool,
     /// Read CPUs from this file instead of /proc/cpuinfo (labs that pretend to other CPUs).
     pub cpuinfo_file: Option<PathBuf>,
 }
@@ -78,6 +84,8 @@ struct FileConfig {
     pool_scheme: Option<String>,
     pool_port: Option<u16>,
     ha_port: Option<u16>,
+    ha_watchdog: Option<String>,
+    ha_fence: Option<String>,
     cpuinfo_file: Option<PathBuf>,
 }
 
@@ -164,6 +172,16 @@ pub fn command() -> Command {
             "ha-port",
             "PORT",
             "UDP port for HA heartbeats, the same on every pool host [default: 694]",
+        ))
+        .arg(opt(
+            "ha-watchdog",
+            "DEVICE|process",
+            "watchdog HA kicks: a device such as /dev/watchdog, or 'process' (a helper process that kills the daemon; labs) [default: process]",
+        ))
+        .arg(opt(
+            "ha-fence",
+            "reboot|exit",
+            "how HA fences this host: reset the machine, or end the daemon and its domains (labs) [default: exit]",
         ))
         .arg(opt(
             "cpuinfo",
@@ -260,6 +278,19 @@ impl Config {
                     .map_err(|_| DaemonError::Config(format!("ha-port: '{p}' is not a port")))?,
                 None => file.ha_port.unwrap_or(crate::server::ha::DEFAULT_PORT),
             },
+            ha_watchdog: match flag("ha-watchdog").or(file.ha_watchdog).as_deref() {
+                None | Some("process") => None,
+                Some(device) => Some(PathBuf::from(device)),
+            },
+            ha_fence_reboot: match flag("ha-fence").or(file.ha_fence).as_deref() {
+                None | Some("exit") => false,
+                Some("reboot") => true,
+                Some(other) => {
+                    return Err(DaemonError::Config(format!(
+                        "ha-fence: '{other}' is not reboot or exit"
+                    )))
+                }
+            },
             cpuinfo_file: flag("cpuinfo").map(PathBuf::from).or(file.cpuinfo_file),
         })
     }
@@ -297,6 +328,7 @@ mod tests {
     fn bad_settings_are_refused() {
         assert!(parse(&["--listen", "nowhere"]).is_err());
         assert!(parse(&["--memory-total=-5"]).is_err());
+        assert!(parse(&["--ha-fence", "shrug"]).is_err());
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("x.toml");
         std::fs::write(&file, "colour = \"blue\"\n").unwrap();
@@ -312,5 +344,12 @@ mod tests {
         assert_eq!(c.https_listen, Some(DEFAULT_LISTEN.parse().unwrap()));
         assert_eq!(c.socket, Some(PathBuf::from(DEFAULT_SOCKET)));
         assert_eq!(c.auth_failure_delay, Duration::from_secs(5));
+        assert_eq!(
+            (c.ha_port, c.ha_watchdog, c.ha_fence_reboot),
+            (694, None, false)
+        );
+        let c = parse(&["--ha-watchdog", "/dev/watchdog", "--ha-fence", "reboot"]).unwrap();
+        assert_eq!(c.ha_watchdog, Some(PathBuf::from("/dev/watchdog")));
+        assert!(c.ha_fence_reboot);
     }
 }

@@ -61,6 +61,8 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
         state_dir: Some(config.state_dir.clone()),
         facts: Some(facts.clone()),
         ha_port: config.ha_port,
+        ha_watchdog: config.ha_watchdog.clone(),
+        ha_fence_reboot: config.ha_fence_reboot,
     };
     let peers = Peers::new(&config.pool_scheme, config.pool_port, PEER_TIMEOUT);
     let inventory = inventory::read(&config.state_dir).map_err(io("reading the inventory"))?;

@@ -1,7 +1,14 @@
-//! The process watchdog: a small helper process that kills this daemon unless it is kicked in
-//! time, so a hung or stopped daemon (SIGSTOP, a deadlock, a stalled disk under a lock) is
-//! fenced even though it can no longer fence itself.
+//! The watchdogs that fence a host which can no longer fence itself (hung, stopped,
+//! deadlocked, stuck on I/O under a lock):
 //!
+//! * [`DeviceWatchdog`]: a Linux watchdog device (`/dev/watchdog`, hardware or `softdog`); it
+//!   resets the machine. Production.
+//! * [`ProcessWatchdog`]: a helper process that SIGKILLs this daemon. Labs and tests, where
+//!   "the host" is the daemon and the domains it hosts.
+//!
+//! Both keep the same contract: `kick(timeout)` re-arms with a timeout, `close()` disarms.
+//!
+//! The process watchdog:
 //! The helper is this same executable started with [`HELPER_ARG`]; it reads one command per
 //! line on stdin: `kick <ms>` (re-arm: fire unless kicked again within `ms`), `close` (disarm).
 //! When it fires it writes a marker file saying so, then sends SIGKILL to the daemon. When the
@@ -14,6 +21,101 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
+
+/// The watchdog HA kicks.
+pub enum Watchdog {
+    /// A watchdog device.
+    Device(DeviceWatchdog),
+    /// The helper process.
+    Process(ProcessWatchdog),
+}
+
+impl Watchdog {
+    /// Re-arm with `timeout` (devices round it down to whole seconds).
+    pub fn kick(&mut self, timeout: Duration) -> std::io::Result<()> {
+        match self {
+            Watchdog::Device(d) => d.kick(timeout),
+            Watchdog::Process(p) => p.kick(timeout),
+        }
+    }
+
+    /// Disarm cleanly.
+    pub fn close(&mut self) -> std::io::Result<()> {
+        match self {
+            Watchdog::Device(d) => d.close(),
+            Watchdog::Process(p) => p.close(),
+        }
+    }
+}
+
+/// A Linux watchdog device. Opening it arms it; every kick sets the timeout (`WDIOC_SETTIMEOUT`,
+/// whole seconds, rounded down) and pings; `close` writes the magic `V` first so the kernel
+/// disarms it (unless the driver was built with `nowayout`, in which case the machine resets:
+/// never silent).
+pub struct DeviceWatchdog {
+    file: std::fs::File,
+    path: PathBuf,
+    timeout_s: Option<u32>,
+}
+
+/// `WDIOC_SETTIMEOUT`: `_IOWR('W', 6, int)`.
+const WDIOC_SETTIMEOUT: rustix::ioctl::Opcode =
+    rustix::ioctl::opcode::read_write::<std::ffi::c_int>(b'W', 6);
+
+impl DeviceWatchdog {
+    /// Check `path` is a character device HA could use, without opening it (which would arm it).
+    pub fn check(path: &Path) -> Result<(), String> {
+        use std::os::unix::fs::FileTypeExt;
+        match std::fs::metadata(path) {
+            Ok(m) if m.file_type().is_char_device() => Ok(()),
+            Ok(_) => Err(format!("{} is not a watchdog device", path.display())),
+            Err(e) => Err(format!("watchdog device {}: {e}", path.display())),
+        }
+    }
+
+    /// Open (and so arm) the device.
+    pub fn open(path: &Path) -> std::io::Result<DeviceWatchdog> {
+        let file = std::fs::OpenOptions::new().write(true).open(path)?;
+        Ok(DeviceWatchdog {
+            file,
+            path: path.to_path_buf(),
+            timeout_s: None,
+        })
+    }
+
+    /// Set the timeout (rounded down to whole seconds) and ping. A timeout under a second
+    /// cannot be expressed: the kick is skipped, which only keeps the earlier, sooner deadline.
+    pub fn kick(&mut self, timeout: Duration) -> std::io::Result<()> {
+        let want = timeout.as_secs() as u32;
+        if want == 0 {
+            return Ok(());
+        }
+        if self.timeout_s != Some(want) {
+            let mut granted: std::ffi::c_int = want as std::ffi::c_int;
+            // SAFETY: WDIOC_SETTIMEOUT reads and writes one int, which `granted` is.
+            unsafe {
+                rustix::ioctl::ioctl(
+                    &self.file,
+                    rustix::ioctl::Updater::<WDIOC_SETTIMEOUT, std::ffi::c_int>::new(&mut granted),
+                )?;
+            }
+            // A driver may round the timeout; a longer one than asked would outlive the lease.
+            if granted as u32 > want {
+                return Err(std::io::Error::other(format!(
+                    "{} granted a {granted} s timeout for {want} s",
+                    self.path.display()
+                )));
+            }
+            self.timeout_s = Some(want);
+        }
+        std::io::Write::write_all(&mut self.file, b"k")
+    }
+
+    /// Magic close: the kernel disarms the device when it is closed after a `V`.
+    pub fn close(&mut self) -> std::io::Result<()> {
+        std::io::Write::write_all(&mut self.file, b"V")
+    }
+}
 
 /// First argument that turns `xapid` into the watchdog helper: `xapid <HELPER_ARG> <pid> <marker>`.
 pub const HELPER_ARG: &str = "--internal-watchdog-helper";

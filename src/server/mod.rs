@@ -46,6 +46,10 @@ pub struct ServerConfig {
     pub facts: Option<crate::host::HostFacts>,
     /// The UDP port of HA heartbeats this host proposes when it enables HA.
     pub ha_port: u16,
+    /// The watchdog device HA kicks; `None`: the process watchdog (labs).
+    pub ha_watchdog: Option<PathBuf>,
+    /// How HA fences this host: reset the machine (`true`), or end the daemon (labs).
+    pub ha_fence_reboot: bool,
 }
 
 impl Default for ServerConfig {
@@ -55,6 +59,8 @@ impl Default for ServerConfig {
             state_dir: None,
             facts: None,
             ha_port: ha::DEFAULT_PORT,
+            ha_watchdog: None,
+            ha_fence_reboot: false,
         }
     }
 }

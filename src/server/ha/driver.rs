@@ -18,7 +18,7 @@ use tokio::sync::mpsc;
 use super::{HaConfig, Status};
 use crate::ha::{Agent, Command, HostUuid, Input, Output, StorageError, WatchdogAction};
 use crate::host::statefile::StatefileDevice;
-use crate::host::watchdog::ProcessWatchdog;
+use crate::host::watchdog::{DeviceWatchdog, ProcessWatchdog, Watchdog};
 use crate::server::Server;
 
 /// File in the state directory recording why this host last fenced.
@@ -100,6 +100,9 @@ pub fn spawn(
     let socket = std::net::UdpSocket::bind(addresses[index])
         .map_err(|e| format!("binding the heartbeat socket {}: {e}", addresses[index]))?;
     socket.set_nonblocking(true).map_err(|e| e.to_string())?;
+    if let Some(device) = &server.config.ha_watchdog {
+        DeviceWatchdog::check(device)?;
+    }
     let state_dir = server.config.state_dir.clone();
     let incarnation = next_incarnation(state_dir.as_deref());
     let agent = Agent::new(pool, me, incarnation).map_err(|e| e.to_string())?;
@@ -150,7 +153,7 @@ struct Driver {
     uuids: Vec<String>,
     statefile: String,
     status: Arc<Mutex<Status>>,
-    watchdog: Option<ProcessWatchdog>,
+    watchdog: Option<Watchdog>,
     marker: Option<PathBuf>,
     origin: Instant,
 }
@@ -329,7 +332,11 @@ impl Driver {
                 .marker
                 .clone()
                 .unwrap_or_else(|| std::env::temp_dir().join(FENCED_MARKER));
-            match ProcessWatchdog::spawn(&marker) {
+            let opened = match &self.server.config.ha_watchdog {
+                Some(device) => DeviceWatchdog::open(device).map(Watchdog::Device),
+                None => ProcessWatchdog::spawn(&marker).map(Watchdog::Process),
+            };
+            match opened {
                 Ok(w) => self.watchdog = Some(w),
                 // Armed without a watchdog is not safe: a hang would go unfenced.
                 Err(e) => self.fence(&format!("cannot start the watchdog: {e}")),
@@ -341,12 +348,20 @@ impl Driver {
         }
     }
 
-    /// The lab fence: record why, then end the process at once. Every domain this daemon hosts
-    /// dies with it; the next start rejoins the pool.
+    /// Fence: record why, then reset the machine (`--ha-fence reboot`) or end the process at
+    /// once (labs: every domain this daemon hosts dies with it). Either way nothing this host
+    /// does afterwards can reach the pool; the next start rejoins.
     fn fence(&self, reason: &str) -> ! {
         tracing::error!(%reason, "HA FENCE: this host leaves the pool now");
         if let Some(marker) = &self.marker {
             let _ = std::fs::write(marker, format!("{reason}\n"));
+        }
+        if self.server.config.ha_fence_reboot {
+            // No sync: a fenced host must not write anything more. If the reset is refused
+            // (no CAP_SYS_BOOT), ending the process still stops this host acting, and an
+            // armed device watchdog resets the machine shortly after.
+            let e = rustix::system::reboot(rustix::system::RebootCommand::Restart);
+            tracing::error!(error = ?e, "reboot refused; ending the daemon instead");
         }
         std::process::exit(FENCED_EXIT);
     }

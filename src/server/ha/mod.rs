@@ -226,8 +226,18 @@ pub fn start(server: &Arc<Server>, config: HaConfig, command: Command) -> Result
     }
     save_config(server, Some(&config))?;
     *server.ha.status.lock().unwrap_or_else(|e| e.into_inner()) = Status::default();
-    let handle = driver::spawn(server.clone(), config, command, server.ha.status.clone())
-        .map_err(|e| ApiError::new("HA_HEARTBEAT_DAEMON_STARTUP_FAILED", [e]))?;
+    let handle = match driver::spawn(server.clone(), config, command, server.ha.status.clone()) {
+        Ok(h) => h,
+        Err(e) => {
+            tracing::error!(error = %e, "the HA agent cannot start on this host");
+            // Nothing runs: this host is not armed.
+            let _ = save_config(server, None);
+            return Err(ApiError::new::<String>(
+                "HA_HEARTBEAT_DAEMON_STARTUP_FAILED",
+                [],
+            ));
+        }
+    };
     *server.ha.running.lock().unwrap_or_else(|e| e.into_inner()) = Some(handle);
     Ok(())
 }
