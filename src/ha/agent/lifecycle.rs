@@ -98,7 +98,11 @@ impl Agent {
             return;
         }
         // A member that formed its liveset with this incarnation of us (it saw us propose the
-        // same set) has reached the agreement: arm with it rather than asking to join.
+        // same set) has reached the agreement: arm with it rather than asking to join. Only
+        // if every other host of that liveset still stands by it too: the member may have
+        // fenced since (its last heartbeat lingers for T1), another member may have dropped a
+        // host meanwhile, and arming records the incarnation each host now shows, which must
+        // be the one that agreed, not a restart of it.
         let formed_with_us = peers.iter().find_map(|&p| {
             self.peers
                 .latest(p)
@@ -109,7 +113,7 @@ impl Agent {
                 })
                 .map(|hb| hb.current)
         });
-        if let Some(liveset) = formed_with_us {
+        if let Some(liveset) = formed_with_us.filter(|&l| self.all_agree(l, &hbd)) {
             return self.arm(liveset);
         }
         // An existing liveset: join it.
@@ -184,15 +188,7 @@ impl Agent {
         if candidates.is_empty() || !candidates.contains(self.me) {
             return;
         }
-        let agreed = candidates.iter().filter(|&p| p != self.me).all(|p| {
-            self.peers.latest(p).is_some_and(|hb| {
-                (hb.phase == Phase::Starting && hb.proposed == candidates)
-                    || (hb.phase.is_member()
-                        && hb.current == candidates
-                        && hb.admitted == self.incarnation)
-            })
-        });
-        if agreed {
+        if self.all_agree(candidates, &hbd) {
             let first = candidates.first() == Some(self.me);
             self.arm(candidates);
             if first {
@@ -204,6 +200,20 @@ impl Agent {
                 }
             }
         }
+    }
+
+    /// Does every other host of `liveset`, heard within T1, stand by it: starting and
+    /// proposing exactly it, or running with exactly it and this incarnation of us admitted?
+    fn all_agree(&self, liveset: HostSet, hbd: &HostSet) -> bool {
+        liveset.iter().filter(|&p| p != self.me).all(|p| {
+            hbd.contains(p)
+                && self.peers.latest(p).is_some_and(|hb| {
+                    (hb.phase == Phase::Starting && hb.proposed == liveset)
+                        || (hb.phase.is_member()
+                            && hb.current == liveset
+                            && hb.admitted == self.incarnation)
+                })
+        })
     }
 
     pub(super) fn joining_step(&mut self) {
