@@ -2,6 +2,7 @@
 //!
 //! * `random_schedules_keep_every_invariant`: 2,000 seeds on every `cargo test`
 //!   (`SIM_SEEDS=n` to change, `SIM_FIRST_SEED=s` to start elsewhere, `SIM_THREADS=t`).
+//! * `long_search_failures_stay_fixed`: the seeds the long search once failed on.
 //! * `deliberate_fence_wait_bug_is_caught`: re-enables a broken rule (dropping the fence
 //!   deadline wait) through the test-only switch; the search must catch it within seconds.
 //! * `long_random_search` (ignored): millions of seeds, for `docs/benchmarks.md`:
@@ -14,7 +15,7 @@
 
 use std::time::Instant;
 use xenha::ha::TestBug;
-use xenha::sim::search::{search, Failure, Report, SearchConfig};
+use xenha::sim::search::{run_seed, search, Failure, Report, SearchConfig};
 use xenha::sim::World;
 
 fn env_u64(name: &str, default: u64) -> u64 {
@@ -87,6 +88,18 @@ fn random_schedules_keep_every_invariant() {
     // The search must exercise the dangerous paths, not just idle pools.
     assert!(rep.fences > rep.runs / 4, "too few fences: {}", rep.fences);
     assert!(rep.masters > rep.runs, "too few elections: {}", rep.masters);
+}
+
+/// The seeds the million-schedule search failed on (no master after the faults healed: rebooted
+/// hosts admitted together waited for each other to act, and a joiner that gave up held the
+/// next one back), replayed whole; their shrunk forms are scenarios in `tests/scenarios/`.
+#[test]
+fn long_search_failures_stay_fixed() {
+    for seed in [1_163_181, 1_734_780, 1_899_080] {
+        if let Err(f) = run_seed(seed, &SearchConfig::default()) {
+            panic!("seed {seed}: {}\n{}", f.what, f.minimal);
+        }
+    }
 }
 
 /// Shows the search has teeth: with the fence-deadline wait dropped, a survivor removes a host

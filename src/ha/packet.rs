@@ -45,8 +45,10 @@ pub struct Heartbeat {
     /// Highest master epoch the sender knows of (the fencing token).
     pub epoch: u64,
     /// The incarnation of `dest` that the sender admitted into its current liveset (0: `dest`
-    /// is not in it). Lets a starting host tell "formed or joined with me" from "remembers an
-    /// earlier me that must be forgotten first".
+    /// is not in it); from a joining sender, the incarnation of a co-joiner `dest` it committed
+    /// to keep in the liveset it arms with. Lets a starting host tell "formed or joined with
+    /// me" from "remembers an earlier me that must be forgotten first", and makes every join
+    /// acknowledgement name the incarnation it is for.
     pub admitted: u64,
     /// Sender's phase.
     pub phase: Phase,

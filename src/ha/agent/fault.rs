@@ -30,10 +30,24 @@ impl Agent {
         let sfd = self.sfdomain();
         let pending = self.pending_set();
 
-        // Cleanly excluded members leave at once: they disarmed before writing the flag.
+        // Cleanly excluded members leave at once: they disarmed before writing the flag. So do
+        // members whose admitted incarnation announces Aborted: a host aborts only before it
+        // arms (a joiner whose Tboot ran out) or after disarming (a failed enable), so it
+        // cannot act. A fence deadline for it would only hold back every other join and the
+        // election (both wait for a settled liveset) for a whole lease.
+        let gave_up: HostSet = self
+            .current
+            .iter()
+            .filter(|&p| {
+                self.peers.latest(p).is_some_and(|hb| {
+                    hb.phase == Phase::Aborted && hb.sequence >> 32 == self.member_incarnation[p]
+                })
+            })
+            .collect();
         let gone = self
             .current
             .intersection(&self.excluded)
+            .union(&gave_up)
             .difference(&HostSet::single(self.me));
         if !gone.is_empty() {
             self.current = self.current.difference(&gone);

@@ -98,7 +98,11 @@ impl Agent {
             return;
         }
         // A member that formed its liveset with this incarnation of us (it saw us propose the
-        // same set) has reached the agreement: arm with it rather than asking to join.
+        // same set) has reached the agreement: arm with it rather than asking to join. Only
+        // if every other host of that liveset still stands by it too: the member may have
+        // fenced since (its last heartbeat lingers for T1), another member may have dropped a
+        // host meanwhile, and arming records the incarnation each host now shows, which must
+        // be the one that agreed, not a restart of it.
         let formed_with_us = peers.iter().find_map(|&p| {
             self.peers
                 .latest(p)
@@ -109,7 +113,7 @@ impl Agent {
                 })
                 .map(|hb| hb.current)
         });
-        if let Some(liveset) = formed_with_us {
+        if let Some(liveset) = formed_with_us.filter(|&l| self.all_agree(l, &hbd)) {
             return self.arm(liveset);
         }
         // An existing liveset: join it.
@@ -184,15 +188,7 @@ impl Agent {
         if candidates.is_empty() || !candidates.contains(self.me) {
             return;
         }
-        let agreed = candidates.iter().filter(|&p| p != self.me).all(|p| {
-            self.peers.latest(p).is_some_and(|hb| {
-                (hb.phase == Phase::Starting && hb.proposed == candidates)
-                    || (hb.phase.is_member()
-                        && hb.current == candidates
-                        && hb.admitted == self.incarnation)
-            })
-        });
-        if agreed {
+        if self.all_agree(candidates, &hbd) {
             let first = candidates.first() == Some(self.me);
             self.arm(candidates);
             if first {
@@ -206,6 +202,20 @@ impl Agent {
         }
     }
 
+    /// Does every other host of `liveset`, heard within T1, stand by it: starting and
+    /// proposing exactly it, or running with exactly it and this incarnation of us admitted?
+    fn all_agree(&self, liveset: HostSet, hbd: &HostSet) -> bool {
+        liveset.iter().filter(|&p| p != self.me).all(|p| {
+            hbd.contains(p)
+                && self.peers.latest(p).is_some_and(|hb| {
+                    (hb.phase == Phase::Starting && hb.proposed == liveset)
+                        || (hb.phase.is_member()
+                            && hb.current == liveset
+                            && hb.admitted == self.incarnation)
+                })
+        })
+    }
+
     pub(super) fn joining_step(&mut self) {
         let hbd = self.hbdomain();
         let sfd = self.sfdomain();
@@ -215,26 +225,57 @@ impl Agent {
                 self.join_members
             ));
         }
-        // Track the liveset we join as it evolves (another host may join or leave meanwhile).
-        if let Some(p) = hbd
+        // Track the liveset we join as it evolves (another host may join or leave meanwhile):
+        // everyone an acting member we hear lists. The union, not one member's view: each
+        // member's view only grows with its admissions (until a removal, which waits for the
+        // removed host's fence deadline), so a host that armed after being admitted by a
+        // member we heard more recently cannot drop out of it.
+        let listed = hbd
             .iter()
-            .find(|&p| p != self.me && self.peer_phase(p).is_some_and(|ph| ph.is_member()))
-        {
-            self.join_members = self
-                .peers
-                .latest(p)
-                .expect("member")
-                .current
-                .difference(&HostSet::single(self.me));
+            .filter(|&p| p != self.me)
+            .filter_map(|p| self.peers.latest(p).filter(|hb| hb.phase.is_member()))
+            .fold(HostSet::EMPTY, |acc, hb| acc.union(&hb.current));
+        // A listed host that is itself joining was admitted alongside us. It cannot act as a
+        // member before it arms, and it waits for us just as we wait for it: requiring every
+        // listed host to be acting is a circular wait between concurrent joiners (both abort
+        // at Tboot). Instead we commit to that incarnation of it: it stays in the liveset we
+        // arm with, whatever the members' views do next (one may still list an earlier
+        // incarnation that is being removed), until it restarts or gives up. Our heartbeats
+        // to it carry the commitment in `admitted`, so it may count on being in our liveset.
+        for q in listed.iter().filter(|&q| q != self.me && hbd.contains(q)) {
+            if let Some(hb) = self.peers.latest(q).filter(|hb| hb.phase == Phase::Joining) {
+                self.co_joiners[q] = hb.sequence >> 32;
+            }
         }
+        for q in 0..self.n {
+            let gone = self.peers.latest(q).is_some_and(|hb| {
+                hb.phase == Phase::Aborted || hb.sequence >> 32 > self.co_joiners[q]
+            });
+            if self.co_joiners[q] != 0 && gone {
+                self.co_joiners[q] = 0;
+            }
+        }
+        let committed: HostSet = (0..self.n).filter(|&q| self.co_joiners[q] != 0).collect();
+        if !listed.is_empty() {
+            self.join_members = listed;
+        }
+        self.join_members = self
+            .join_members
+            .union(&committed)
+            .difference(&HostSet::single(self.me));
+        // Every host of the liveset we arm with must have put this incarnation of us in its
+        // own: an acting member by admitting us (it proposes us and grants our lease), a
+        // co-joiner by committing to us. `admitted` names the incarnation, so an ack meant for
+        // an earlier incarnation of us (still being removed) never counts.
         let acked = !self.join_members.is_empty()
             && self.join_members.iter().all(|m| {
                 hbd.contains(m)
                     && sfd.contains(m)
-                    && self
-                        .peers
-                        .latest(m)
-                        .is_some_and(|hb| hb.phase.is_member() && hb.proposed.contains(self.me))
+                    && self.peers.latest(m).is_some_and(|hb| {
+                        (hb.phase.is_member() || hb.phase == Phase::Joining)
+                            && hb.proposed.contains(self.me)
+                            && hb.admitted == self.incarnation
+                    })
             });
         if acked {
             let live = self.join_members.union(&HostSet::single(self.me));

@@ -254,6 +254,8 @@ pub struct Agent {
     pending: Vec<(usize, u64)>,
     formation: HostSet,
     join_members: HostSet,
+    // Incarnation of each co-joiner this joiner committed to keep in its liveset (0: none).
+    co_joiners: Vec<u64>,
     member_incarnation: Vec<u64>,
     // Heartbeat.
     hb_seq: u64,
@@ -299,6 +301,7 @@ impl Agent {
     /// Creates the agent for host `me`. `incarnation` must grow on every start of the daemon
     /// on this host (a persisted counter, or boot time in seconds): sequences start from it so
     /// peers never mistake a restarted host's packets for replays, nor old packets for new.
+    /// It must not be 0: heartbeats name the incarnation they acknowledge, and 0 means none.
     pub fn new(cfg: PoolConfig, me: HostUuid, incarnation: u32) -> Result<Agent, ConfigError> {
         let idx = cfg.index_of(&me).ok_or(ConfigError::NotAMember(me))?;
         let n = cfg.hosts.len();
@@ -322,6 +325,7 @@ impl Agent {
             pending: Vec::new(),
             formation: HostSet::EMPTY,
             join_members: HostSet::EMPTY,
+            co_joiners: vec![0; n],
             member_incarnation: vec![0; n],
             hb_seq: base,
             sent: VecDeque::new(),
@@ -690,6 +694,8 @@ impl Agent {
             hb.echo_seq = self.peers.last_seq(to);
             if self.current.contains(to) && self.published_current().contains(to) {
                 hb.admitted = self.member_incarnation[to];
+            } else if self.phase == Phase::Joining {
+                hb.admitted = self.co_joiners[to];
             }
             self.out.push_back(Output::Send {
                 to,
