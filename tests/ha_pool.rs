@@ -70,7 +70,7 @@ struct Pool {
     hosts: Vec<TestDaemon>,
     ips: Vec<String>,
     sr_uuid: String,
-    _shared: tempfile::TempDir,
+    shared: tempfile::TempDir,
 }
 
 /// `n` hosts on 127.0.0.<base+i>, joined, with a shared file SR plugged everywhere.
@@ -115,7 +115,7 @@ fn pool(base: u8, n: usize) -> Pool {
         hosts,
         ips,
         sr_uuid,
-        _shared: shared,
+        shared,
     }
 }
 
@@ -463,6 +463,56 @@ fn a_host_that_stops_cleanly_leaves_without_counting_as_a_failure() {
         Duration::from_secs(30),
         || p.hosts[2].log().contains("HA armed"),
     );
+}
+
+#[test]
+fn a_host_that_cannot_rejoin_tries_again_until_it_can() {
+    let mut p = pool(181, 2);
+    let (code, _, err) = xe(
+        &p.hosts[0],
+        &[
+            "pool-ha-enable",
+            &format!("heartbeat-sr-uuids={}", p.sr_uuid),
+            "ha-config:timeout=2",
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(p.hosts[1].stop().success());
+    assert!(
+        p.hosts[1].log().contains("left the HA liveset cleanly"),
+        "{}",
+        p.hosts[1].log()
+    );
+    // Only once the master has seen it leave (it read the member's excluded section)...
+    let member = host_by_ip(&p.hosts[0], &p.ips[1]);
+    wait_for(
+        "the master to see the member leave",
+        Duration::from_secs(30),
+        || {
+            let metrics = try_call(&p.hosts[0], "host.get_metrics", vec![member.clone()]).unwrap();
+            try_call(&p.hosts[0], "host_metrics.get_live", vec![metrics]) == Some(json!(false))
+        },
+    );
+    // ...the heartbeat SR goes away while the member is down: the master survives alone (every
+    // absent host left cleanly, rule 2), and the member cannot rejoin without the statefile.
+    let sr_dir = p.shared.path().to_path_buf();
+    let moved = sr_dir.with_extension("away");
+    std::fs::rename(&sr_dir, &moved).unwrap();
+    p.hosts[1].restart();
+    wait_for(
+        "the member's boot to give up",
+        Duration::from_secs(30),
+        || p.hosts[1].log().contains("HA could not start on this host"),
+    );
+    std::fs::rename(&moved, &sr_dir).unwrap();
+    wait_for(
+        "the member to rejoin on a later try",
+        Duration::from_secs(30),
+        || p.hosts[1].log().contains("HA armed"),
+    );
+    for h in &mut p.hosts {
+        assert!(h.exited().is_none(), "a host fenced:\n{}", h.log());
+    }
 }
 
 /// Benchmark, not a check: the failover timeline of real processes after `kill -9` of the

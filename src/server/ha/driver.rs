@@ -23,6 +23,10 @@ use crate::server::Server;
 
 /// File in the state directory recording why this host last fenced.
 pub const FENCED_MARKER: &str = "ha-fenced";
+/// How long a host that could not rejoin waits before trying again (xapi: 10 s; shorter when
+/// T is, so labs rejoin in their own time scale).
+const REJOIN_RETRY_MS: u64 = 10_000;
+
 /// Exit status of a daemon that fenced itself (the lab fence: the process and every domain it
 /// hosts die at once).
 pub const FENCED_EXIT: i32 = 86;
@@ -136,6 +140,8 @@ pub fn spawn(
                     watchdog: None,
                     marker: state_dir.map(|d| d.join(FENCED_MARKER)),
                     origin: Instant::now(),
+                    failed_at: None,
+                    retry_after: config.timeout_ms.min(REJOIN_RETRY_MS),
                 };
                 driver.run(command, rx).await;
             });
@@ -156,6 +162,10 @@ struct Driver {
     watchdog: Option<Watchdog>,
     marker: Option<PathBuf>,
     origin: Instant,
+    /// When the agent reported `StartFailed`.
+    failed_at: Option<u64>,
+    /// How long a failed boot waits before the next try (ms).
+    retry_after: u64,
 }
 
 impl Driver {
@@ -168,15 +178,30 @@ impl Driver {
         let mut buf = vec![0u8; 65_536];
         tracing::info!(command = ?first, incarnation = self.agent.incarnation(), "HA agent starting");
         self.agent.handle(self.now(), Input::Command(first));
+        let mut rejoin = false;
         loop {
             if self.carry_out(&sf_tx) {
                 break;
             }
-            let wake = self
+            // A boot that could not join is tried again (xapi retries every 10 s), after the
+            // others have seen it give up: the agent keeps heartbeating `Aborted` meanwhile.
+            let failed_at = self.failed_at;
+            if first == Command::Boot {
+                if let Some(at) = failed_at {
+                    if self.now() >= at + self.retry_after {
+                        rejoin = true;
+                        break;
+                    }
+                }
+            }
+            let mut wake = self
                 .agent
                 .poll_timeout()
                 .unwrap_or(self.now() + 1000)
                 .max(self.now());
+            if let (Command::Boot, Some(at)) = (first, failed_at) {
+                wake = wake.min(at + self.retry_after);
+            }
             let until = tokio::time::Instant::from_std(self.origin + Duration::from_millis(wake));
             let input = tokio::select! {
                 r = self.socket.recv_from(&mut buf) => match r {
@@ -194,6 +219,12 @@ impl Driver {
         }
         if let Some(w) = self.watchdog.as_mut() {
             let _ = w.close();
+        }
+        if rejoin {
+            tracing::warn!("HA could not rejoin; trying again");
+            let server = self.server.clone();
+            self.main.spawn(async move { super::retry_boot(&server) });
+            return;
         }
         let mut s = self.status.lock().unwrap_or_else(|e| e.into_inner());
         s.stopped = true;
@@ -284,6 +315,7 @@ impl Driver {
                 }
                 Output::StartFailed { reason } => {
                     tracing::error!(%reason, "HA could not start on this host");
+                    self.failed_at = Some(self.now());
                     self.status
                         .lock()
                         .unwrap_or_else(|e| e.into_inner())

@@ -270,6 +270,18 @@ pub fn boot(server: &Arc<Server>) {
     }
 }
 
+/// A boot that could not join gave up: start again with a new incarnation, as long as HA is
+/// still armed here.
+pub(crate) fn retry_boot(server: &Arc<Server>) {
+    server.ha.stop_driver();
+    let Some(config) = load_config(server) else {
+        return;
+    };
+    if let Err(e) = start(server, config, Command::Boot) {
+        tracing::error!(error = %e, "could not restart the HA agent");
+    }
+}
+
 /// The agent stopped: after a disable HA is no longer armed here; after a clean leave it still
 /// is (the next start rejoins).
 pub(crate) fn on_stopped(server: &Server) {
