@@ -14,10 +14,9 @@
 
 mod common;
 
-use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use common::{raw, TestDaemon, PASSWORD};
+use common::{raw, wait_for, xe, TestDaemon, PASSWORD};
 use serde_json::{json, Value as Json};
 
 const GIB: i64 = 1 << 30;
@@ -51,31 +50,6 @@ fn error(r: Json) -> Json {
 
 fn would_break() -> Json {
     json!({"code":1,"message":"HA_OPERATION_WOULD_BREAK_FAILOVER_PLAN","data":[]})
-}
-
-fn wait_for(what: &str, limit: Duration, mut cond: impl FnMut() -> bool) {
-    let deadline = Instant::now() + limit;
-    while !cond() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
-fn xe(d: &TestDaemon, args: &[&str]) -> (i32, String, String) {
-    let home = tempfile::tempdir().unwrap();
-    let o = Command::new(env!("CARGO_BIN_EXE_xe"))
-        .args(args)
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("HOME", home.path())
-        .env("XAPI_SOCKET", &d.socket)
-        .output()
-        .expect("running xe");
-    (
-        o.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&o.stdout).into(),
-        String::from_utf8_lossy(&o.stderr).into(),
-    )
 }
 
 /// Hosts on 127.0.0.<base+i> with these memory sizes (GiB), joined, with a shared file SR.

@@ -8,10 +8,9 @@
 
 mod common;
 
-use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{raw, TestDaemon, PASSWORD};
+use common::{raw, wait_for, xe, TestDaemon, PASSWORD};
 use serde_json::{json, Value as Json};
 
 fn local(d: &TestDaemon, method: &str, params: Json) -> Option<Json> {
@@ -37,31 +36,6 @@ fn try_call(d: &TestDaemon, method: &str, mut params: Vec<Json>) -> Option<Json>
     params.insert(0, s);
     let r = local(d, method, Json::Array(params))?;
     r.get("error").is_none().then(|| r["result"].clone())
-}
-
-fn wait_for(what: &str, limit: Duration, mut cond: impl FnMut() -> bool) {
-    let deadline = Instant::now() + limit;
-    while !cond() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
-fn xe(d: &TestDaemon, args: &[&str]) -> (i32, String, String) {
-    let home = tempfile::tempdir().unwrap();
-    let o = Command::new(env!("CARGO_BIN_EXE_xe"))
-        .args(args)
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("HOME", home.path())
-        .env("XAPI_SOCKET", &d.socket)
-        .output()
-        .expect("running xe");
-    (
-        o.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&o.stdout).into(),
-        String::from_utf8_lossy(&o.stderr).into(),
-    )
 }
 
 const GIB: i64 = 1 << 30;
@@ -119,6 +93,21 @@ fn pool(base: u8, n: usize) -> Pool {
     }
 }
 
+impl Pool {
+    /// `xe pool-ha-enable` on the master with `ha-config:timeout=T`: silent success, as xe.
+    fn enable_ha(&self, t: &str) {
+        let (code, out, err) = xe(
+            &self.hosts[0],
+            &[
+                "pool-ha-enable",
+                &format!("heartbeat-sr-uuids={}", self.sr_uuid),
+                &format!("ha-config:timeout={t}"),
+            ],
+        );
+        assert_eq!((code, out.as_str(), err.as_str()), (0, "", ""));
+    }
+}
+
 fn host_by_ip(d: &TestDaemon, ip: &str) -> Json {
     let all = try_call(d, "host.get_all_records", vec![]).unwrap();
     json!(
@@ -149,15 +138,7 @@ fn the_pool_survives_its_master_and_restarts_protected_vms() {
     let protected = vm(&p.hosts[0], "db", "restart", &old_master);
     let unprotected = vm(&p.hosts[0], "scratch", "", &old_master);
 
-    let (code, out, err) = xe(
-        &p.hosts[0],
-        &[
-            "pool-ha-enable",
-            &format!("heartbeat-sr-uuids={}", p.sr_uuid),
-            "ha-config:timeout=2",
-        ],
-    );
-    assert_eq!((code, out.as_str(), err.as_str()), (0, "", ""));
+    p.enable_ha("2");
     let pool_uuid = xe(&p.hosts[0], &["pool-list", "--minimal"]).1;
     let (_, enabled, _) = xe(
         &p.hosts[0],
@@ -278,15 +259,7 @@ fn the_pool_survives_its_master_and_restarts_protected_vms() {
 #[test]
 fn a_hung_member_is_fenced_by_its_watchdog_and_nobody_else_is() {
     let mut p = pool(101, 3);
-    let (code, _, err) = xe(
-        &p.hosts[0],
-        &[
-            "pool-ha-enable",
-            &format!("heartbeat-sr-uuids={}", p.sr_uuid),
-            "ha-config:timeout=2",
-        ],
-    );
-    assert_eq!(code, 0, "{err}");
+    p.enable_ha("2");
     // SIGSTOP: the daemon cannot fence itself; its watchdog must.
     p.hosts[2].signal("STOP");
     wait_for(
@@ -426,15 +399,7 @@ fn a_host_whose_watchdog_is_missing_fails_the_enable_and_nothing_is_armed() {
 #[test]
 fn a_host_that_stops_cleanly_leaves_without_counting_as_a_failure() {
     let mut p = pool(161, 3);
-    let (code, _, err) = xe(
-        &p.hosts[0],
-        &[
-            "pool-ha-enable",
-            &format!("heartbeat-sr-uuids={}", p.sr_uuid),
-            "ha-config:timeout=2",
-        ],
-    );
-    assert_eq!(code, 0, "{err}");
+    p.enable_ha("2");
     let leaving = host_by_ip(&p.hosts[0], &p.ips[2]);
     // SIGTERM is a clean shutdown: the host marks itself excluded and stays armed for later.
     assert!(p.hosts[2].stop().success());
@@ -468,15 +433,7 @@ fn a_host_that_stops_cleanly_leaves_without_counting_as_a_failure() {
 #[test]
 fn a_host_that_cannot_rejoin_tries_again_until_it_can() {
     let mut p = pool(181, 2);
-    let (code, _, err) = xe(
-        &p.hosts[0],
-        &[
-            "pool-ha-enable",
-            &format!("heartbeat-sr-uuids={}", p.sr_uuid),
-            "ha-config:timeout=2",
-        ],
-    );
-    assert_eq!(code, 0, "{err}");
+    p.enable_ha("2");
     assert!(p.hosts[1].stop().success());
     assert!(
         p.hosts[1].log().contains("left the HA liveset cleanly"),
@@ -518,7 +475,7 @@ fn a_host_that_cannot_rejoin_tries_again_until_it_can() {
 /// Benchmark, not a check: the failover timeline of real processes after `kill -9` of the
 /// master, for `HA_BENCH_T` seconds (default 2). Prints milliseconds from the kill to a member
 /// answering as master and to the protected VM running again.
-/// `HA_BENCH_T=10 cargo test --release --test ha_pool failover_timeline -- --ignored --nocapture`
+/// `HA_BENCH_T=10 cargo test --test ha_pool failover_timeline -- --ignored --nocapture`
 #[test]
 #[ignore = "benchmark; run by hand, numbers go to docs/benchmarks.md"]
 fn failover_timeline() {
@@ -526,15 +483,7 @@ fn failover_timeline() {
     let mut p = pool(151, 3);
     let old_master = host_by_ip(&p.hosts[0], &p.ips[0]);
     let protected = vm(&p.hosts[0], "db", "restart", &old_master);
-    let (code, _, err) = xe(
-        &p.hosts[0],
-        &[
-            "pool-ha-enable",
-            &format!("heartbeat-sr-uuids={}", p.sr_uuid),
-            &format!("ha-config:timeout={t}"),
-        ],
-    );
-    assert_eq!(code, 0, "{err}");
+    p.enable_ha(&t);
     // Let the first master take the lock, as in a pool that has been running a while.
     std::thread::sleep(Duration::from_secs(2));
     let killed = Instant::now();

@@ -4,8 +4,6 @@
 
 mod common;
 
-use std::process::Command;
-
 use common::{TestDaemon, PASSWORD};
 
 #[derive(Debug, PartialEq)]
@@ -15,21 +13,13 @@ struct Run {
     code: i32,
 }
 
-/// Run xe with a clean environment; `socket` is the local socket the default server uses.
-fn xe(socket: &TestDaemon, args: &[&str]) -> Run {
-    let home = tempfile::tempdir().unwrap();
-    let o = Command::new(env!("CARGO_BIN_EXE_xe"))
-        .args(args)
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("HOME", home.path())
-        .env("XAPI_SOCKET", &socket.socket)
-        .output()
-        .expect("running xe");
+/// Run xe with a clean environment against `d`'s local socket (the default server uses it).
+fn xe(d: &TestDaemon, args: &[&str]) -> Run {
+    let (code, stdout, stderr) = common::xe(d, args);
     Run {
-        stdout: String::from_utf8_lossy(&o.stdout).into(),
-        stderr: String::from_utf8_lossy(&o.stderr).into(),
-        code: o.status.code().unwrap_or(-1),
+        stdout,
+        stderr,
+        code,
     }
 }
 

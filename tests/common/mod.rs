@@ -329,3 +329,33 @@ pub mod raw {
         out
     }
 }
+
+/// Wait (bounded) until `cond` holds, polling every 100 ms; panics naming `what` on timeout.
+#[allow(dead_code)]
+pub fn wait_for(what: &str, limit: Duration, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + limit;
+    while !cond() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Run the `xe` binary against `d`'s local socket with a clean environment: exit code,
+/// stdout, stderr.
+#[allow(dead_code)]
+pub fn xe(d: &TestDaemon, args: &[&str]) -> (i32, String, String) {
+    let home = tempfile::tempdir().unwrap();
+    let o = Command::new(env!("CARGO_BIN_EXE_xe"))
+        .args(args)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("HOME", home.path())
+        .env("XAPI_SOCKET", &d.socket)
+        .output()
+        .expect("running xe");
+    (
+        o.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&o.stdout).into(),
+        String::from_utf8_lossy(&o.stderr).into(),
+    )
+}
