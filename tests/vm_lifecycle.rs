@@ -165,6 +165,64 @@ fn start_and_shutdown_account_memory_and_refuse_like_xapi() {
     );
 }
 
+#[test]
+fn static_memory_is_set_halted_and_only_a_running_vm_is_kept_running() {
+    let d = TestDaemon::start_with(&["--memory-total", &(8 * GIB).to_string()]);
+    let a = Api::new(&d);
+    let vm = a.vm("db", GIB, None);
+    // Protecting a halted VM does not ask HA to start it.
+    a.call(
+        "VM.set_ha_restart_priority",
+        vec![vm.clone(), json!("restart")],
+    );
+    assert_eq!(
+        a.call("VM.get_ha_always_run", vec![vm.clone()]),
+        json!(false)
+    );
+    a.call(
+        "VM.set_memory_static_max",
+        vec![vm.clone(), json!((2 * GIB).to_string())],
+    );
+    a.call("VM.start", vec![vm.clone(), json!(false), json!(false)]);
+    assert_eq!(
+        a.call("VM.get_ha_always_run", vec![vm.clone()]),
+        json!(true)
+    );
+    // A running VM's static limits stay as they are: its footprint is what placement and the
+    // failover plan count on.
+    let (code, data) = a.fail(
+        "VM.set_memory_static_max",
+        vec![vm.clone(), json!((4 * GIB).to_string())],
+    );
+    assert_eq!(
+        (code.as_str(), data),
+        ("VM_BAD_POWER_STATE", json!([vm, "halted", "running"]))
+    );
+    assert_eq!(
+        a.call("VM.get_memory_static_max", vec![vm.clone()]),
+        json!(2 * GIB)
+    );
+    // Unprotecting it clears "keep it running"; a clean shutdown does too.
+    a.call("VM.set_ha_restart_priority", vec![vm.clone(), json!("")]);
+    assert_eq!(
+        a.call("VM.get_ha_always_run", vec![vm.clone()]),
+        json!(false)
+    );
+    a.call(
+        "VM.set_ha_restart_priority",
+        vec![vm.clone(), json!("restart")],
+    );
+    assert_eq!(
+        a.call("VM.get_ha_always_run", vec![vm.clone()]),
+        json!(true)
+    );
+    a.call("VM.clean_shutdown", vec![vm.clone()]);
+    assert_eq!(
+        a.call("VM.get_ha_always_run", vec![vm.clone()]),
+        json!(false)
+    );
+}
+
 fn pid_alive(pid: &str) -> bool {
     std::path::Path::new(&format!("/proc/{pid}")).exists()
         && !std::fs::read_to_string(format!("/proc/{pid}/stat"))

@@ -176,7 +176,13 @@ pub fn set_field(
     f: &FieldDecl,
     value: Value,
 ) -> Result<(), ApiError> {
-    lookup_txn(t, c, r)?;
+    let rec = lookup_txn(t, c, r)?;
+    // Static memory limits change only while the VM is halted (xapi): a running VM's
+    // footprint, which the failover plan counts on, cannot grow behind the plan's back.
+    if c.name == "VM" && matches!(f.name, "memory_static_max" | "memory_static_min") {
+        super::vm::check_power_state(r, rec, &["Halted"], "halted")?;
+    }
+    let running = c.name == "VM" && rec.get("power_state") == Some(&Value::str("Running"));
     if let (Ty::Ref(target), Some(target_ref)) = (f.ty, value.as_str()) {
         if target_ref != NULL_REF
             && class(target).is_some_and(|tc| t.get(tc.name, target_ref).is_none())
@@ -191,6 +197,11 @@ pub fn set_field(
         ha_plan::assert_change_preserves_plan(&*t, &change)?;
     }
     for (name, v) in stored {
+        // ha_always_run ("keep it running") follows the priority only for a running VM, as
+        // in xapi: protecting a halted VM does not ask HA to start it.
+        if name == "ha_always_run" && f.name == "ha_restart_priority" && !running {
+            continue;
+        }
         t.set(c, r, name, v)?;
     }
     if c.name == "VM" && f.name.starts_with("memory_") {

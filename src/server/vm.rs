@@ -92,7 +92,7 @@ pub fn choose_host(t: &Tables, vm: &Record) -> Result<String, ApiError> {
         .ok_or_else(|| ApiError::new::<String>("NO_HOSTS_AVAILABLE", []))
 }
 
-fn check_power_state(
+pub(crate) fn check_power_state(
     vm_ref: &str,
     vm: &Record,
     allowed: &[&str],

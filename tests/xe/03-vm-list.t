@@ -43,7 +43,7 @@ $ xe vm-param-get uuid={vm:web} param-name=ha-restart-priority
 ? 0
 $ xe vm-list params=name-label,ha-always-run,ha-restart-priority,order
 1|name-label ( RW)                    : web
-1|    ha-always-run ( RW) [DEPRECATED]: true
+1|    ha-always-run ( RW) [DEPRECATED]: false
 1|           ha-restart-priority ( RW): restart
 1|                         order ( RW): 2
 1|
