@@ -21,10 +21,7 @@ use crate::model::errors::code;
 use crate::model::{ApiError, Record, Value};
 use crate::planner::{self, PlanHost, PlanVm, PoolSnapshot, RestartPriority};
 use crate::pool::View;
-
-fn str_field<'r>(rec: &'r Record, f: &str) -> &'r str {
-    rec.get(f).and_then(Value::as_str).unwrap_or_default()
-}
+use crate::server::str_field;
 
 /// The pool as the planner sees it. Host and VM ids are refs.
 pub fn snapshot(t: &impl View) -> PoolSnapshot {

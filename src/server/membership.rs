@@ -33,6 +33,7 @@ use crate::model::classes::{HOST, HOST_CPU, HOST_METRICS, POOL, VM};
 use crate::model::errors::code;
 use crate::model::{ApiError, Record, Value};
 use crate::pool::{ChangeSet, Dump, ReplicaError};
+use crate::server::str_field;
 
 /// How often the master checks on its members.
 pub const PING_INTERVAL: Duration = Duration::from_secs(1);
@@ -91,10 +92,6 @@ struct JoinReply {
     secret: String,
     epoch: u64,
     dump: Dump,
-}
-
-fn str_of<'r>(rec: &'r Record, f: &str) -> &'r str {
-    rec.get(f).and_then(Value::as_str).unwrap_or_default()
 }
 
 impl Membership {
@@ -205,7 +202,7 @@ fn members(server: &Server) -> Vec<(String, String)> {
         .read()
         .all(HOST.name)
         .filter(|(r, _)| **r != server.this_host)
-        .map(|(r, h)| (r.clone(), str_of(h, "address").to_string()))
+        .map(|(r, h)| (r.clone(), str_field(h, "address").to_string()))
         .collect()
 }
 
@@ -371,7 +368,7 @@ async fn recover(server: &Server, host: &str) -> bool {
         if !reason.is_empty() {
             let written = server.db.write(|t| {
                 let h = t.get(HOST.name, host).cloned().unwrap_or_default();
-                let (uuid, name) = (str_of(&h, "uuid"), str_of(&h, "name_label"));
+                let (uuid, name) = (str_field(&h, "uuid"), str_field(&h, "name_label"));
                 alerts::raise(
                     t,
                     "HA_HOST_WAS_FENCED",
@@ -416,7 +413,7 @@ fn set_live(server: &Server, host: &str, live: bool) {
             );
         })?;
         let h = t.get(HOST.name, host).cloned().unwrap_or_default();
-        let (uuid, name) = (str_of(&h, "uuid"), str_of(&h, "name_label"));
+        let (uuid, name) = (str_field(&h, "uuid"), str_field(&h, "name_label"));
         if live {
             alerts::raise(
                 t,
@@ -634,7 +631,7 @@ pub async fn join(
             return Err(ApiError::new::<String>(code::HA_IS_ENABLED, []));
         }
         if t.all(VM.name)
-            .any(|(_, v)| str_of(v, "power_state") != "Halted")
+            .any(|(_, v)| str_field(v, "power_state") != "Halted")
         {
             return Err(ApiError::new::<String>(
                 "JOINING_HOST_CANNOT_HAVE_RUNNING_VMS",
@@ -645,7 +642,7 @@ pub async fn join(
             .get(HOST.name, &server.this_host)
             .cloned()
             .ok_or_else(|| ApiError::internal("this host is missing"))?;
-        let metrics_ref = str_of(&host, "metrics").to_string();
+        let metrics_ref = str_field(&host, "metrics").to_string();
         let metrics = t
             .get(HOST_METRICS.name, &metrics_ref)
             .cloned()
@@ -745,7 +742,7 @@ pub fn add_host(server: &Server, info: &str, force: bool) -> Result<Value, ApiEr
         if super::ha_enabled(&t) {
             return Err(ApiError::new::<String>(code::HA_IS_ENABLED, []));
         }
-        let uuid = str_of(&info.host, "uuid");
+        let uuid = str_field(&info.host, "uuid");
         if t.by_uuid(uuid).is_some() || t.get(HOST.name, &info.host_ref).is_some() {
             return Err(ApiError::new(
                 code::OPERATION_NOT_ALLOWED,
@@ -769,7 +766,10 @@ pub fn add_host(server: &Server, info: &str, force: bool) -> Result<Value, ApiEr
         for (r, cpu) in &info.cpus {
             t.put(&HOST_CPU, r, cpu.clone());
         }
-        let (uuid, name) = (str_of(&info.host, "uuid"), str_of(&info.host, "name_label"));
+        let (uuid, name) = (
+            str_field(&info.host, "uuid"),
+            str_field(&info.host, "name_label"),
+        );
         alerts::raise(
             t,
             "HOST_JOINED",
@@ -786,7 +786,7 @@ pub fn add_host(server: &Server, info: &str, force: bool) -> Result<Value, ApiEr
         dump: server.db.dump(),
     };
     tracing::info!(
-        host = str_of(&info.host, "address"),
+        host = str_field(&info.host, "address"),
         "a host joins the pool"
     );
     Ok(Value::Str(
@@ -864,7 +864,7 @@ fn remove_host_records(
             .get(HOST.name, host)
             .cloned()
             .ok_or_else(|| ApiError::handle_invalid(HOST.name, host))?;
-        let (uuid, name) = (str_of(&rec, "uuid"), str_of(&rec, "name_label"));
+        let (uuid, name) = (str_field(&rec, "uuid"), str_field(&rec, "name_label"));
         alerts::raise(
             t,
             event,
@@ -876,7 +876,7 @@ fn remove_host_records(
         let vms: Vec<String> = t
             .base()
             .all(VM.name)
-            .filter(|(_, v)| str_of(v, "resident_on") == host)
+            .filter(|(_, v)| str_field(v, "resident_on") == host)
             .map(|(r, _)| r.clone())
             .collect();
         for vm in vms {
@@ -890,7 +890,7 @@ fn remove_host_records(
                 t.delete(&HOST_CPU, c)?;
             }
         }
-        let metrics = str_of(&rec, "metrics");
+        let metrics = str_field(&rec, "metrics");
         if t.get(HOST_METRICS.name, metrics).is_some() {
             t.delete(&HOST_METRICS, metrics)?;
         }
@@ -910,7 +910,8 @@ pub fn forget_host(server: &Server, host: &str) -> Result<Value, ApiError> {
         let rec = t
             .get(HOST.name, host)
             .ok_or_else(|| ApiError::handle_invalid(HOST.name, host))?;
-        if t.field(HOST_METRICS.name, str_of(rec, "metrics"), "live") == Some(&Value::Bool(true)) {
+        if t.field(HOST_METRICS.name, str_field(rec, "metrics"), "live") == Some(&Value::Bool(true))
+        {
             return Err(ApiError::new("HOST_IS_LIVE", [host]));
         }
     }
@@ -936,13 +937,12 @@ pub async fn eject(server: &Server, host: &str) -> Result<Value, ApiError> {
         let rec = t
             .get(HOST.name, host)
             .ok_or_else(|| ApiError::handle_invalid(HOST.name, host))?;
-        if let Some((vm, _)) = t
-            .all(VM.name)
-            .find(|(_, v)| str_of(v, "resident_on") == host && str_of(v, "power_state") != "Halted")
-        {
+        if let Some((vm, _)) = t.all(VM.name).find(|(_, v)| {
+            str_field(v, "resident_on") == host && str_field(v, "power_state") != "Halted"
+        }) {
             return Err(ApiError::new("HOST_IN_USE", [host, "VM", vm.as_str()]));
         }
-        str_of(rec, "address").to_string()
+        str_field(rec, "address").to_string()
     };
     let m = &server.membership;
     m.peers
@@ -1060,7 +1060,7 @@ pub async fn designate(server: &Server, target: &str) -> Result<Value, ApiError>
         let h = t
             .get(HOST.name, target)
             .ok_or_else(|| ApiError::handle_invalid(HOST.name, target))?;
-        str_of(h, "address").to_string()
+        str_field(h, "address").to_string()
     };
     if !server.membership.is_reachable(target) {
         return Err(ApiError::new("HOST_OFFLINE", [target]));
@@ -1151,7 +1151,7 @@ pub fn become_master(server: &Server, secret: &str, epoch: i64) -> Result<Value,
             .ok_or_else(|| ApiError::internal("no pool"))?;
         t.set(&POOL, &pool, "master", Value::str(this.clone()))?;
         let h = t.get(HOST.name, &this).cloned().unwrap_or_default();
-        let (uuid, name) = (str_of(&h, "uuid"), str_of(&h, "name_label"));
+        let (uuid, name) = (str_field(&h, "uuid"), str_field(&h, "name_label"));
         alerts::raise(
             t,
             "POOL_MASTER_TRANSITION",
@@ -1305,13 +1305,12 @@ pub async fn host_power(server: &Server, host: &str, reboot: bool) -> Result<Val
         if h.get("enabled") != Some(&Value::Bool(false)) {
             return Err(ApiError::new::<String>("HOST_NOT_DISABLED", []));
         }
-        if let Some((vm, _)) = t
-            .all(VM.name)
-            .find(|(_, v)| str_of(v, "resident_on") == host && str_of(v, "power_state") != "Halted")
-        {
+        if let Some((vm, _)) = t.all(VM.name).find(|(_, v)| {
+            str_field(v, "resident_on") == host && str_field(v, "power_state") != "Halted"
+        }) {
             return Err(ApiError::new("HOST_IN_USE", [host, "VM", vm.as_str()]));
         }
-        str_of(h, "address").to_string()
+        str_field(h, "address").to_string()
     };
     if host == server.this_host {
         super::ha::leave(server).await?;

@@ -105,6 +105,13 @@ impl Server {
 }
 
 /// Whether HA is enabled on the pool.
+/// A text field of a record, or "" when it is absent or not text.
+pub(crate) fn str_field<'r>(rec: &'r crate::model::Record, f: &str) -> &'r str {
+    rec.get(f)
+        .and_then(crate::model::Value::as_str)
+        .unwrap_or_default()
+}
+
 pub(crate) fn ha_enabled(t: &crate::pool::Tables) -> bool {
     t.all(crate::model::classes::POOL.name)
         .any(|(_, p)| p.get("ha_enabled") == Some(&crate::model::Value::Bool(true)))

@@ -8,14 +8,11 @@ use super::peer::PeerError;
 use super::Server;
 use crate::host::storage::{self, StorageError, StorageOp};
 use crate::model::classes::{HOST, PBD, SR, VDI};
-use crate::model::{ApiError, Record, Value, NULL_REF};
+use crate::model::{ApiError, Value, NULL_REF};
+use crate::server::str_field;
 
 /// Block SR regions start on 1 MiB boundaries.
 const REGION_ALIGN: u64 = 1 << 20;
-
-fn str_of<'r>(rec: &'r Record, f: &str) -> &'r str {
-    rec.get(f).and_then(Value::as_str).unwrap_or_default()
-}
 
 fn map_of(v: Option<&Value>) -> BTreeMap<String, String> {
     v.and_then(Value::as_struct)
@@ -154,19 +151,19 @@ pub async fn plug(server: &Server, pbd: &str, attach: bool) -> Result<Value, Api
         let p = t
             .get(PBD.name, pbd)
             .ok_or_else(|| ApiError::handle_invalid(PBD.name, pbd))?;
-        let sr = str_of(p, "SR").to_string();
+        let sr = str_field(p, "SR").to_string();
         let s = t
             .get(SR.name, &sr)
             .ok_or_else(|| ApiError::handle_invalid(SR.name, &sr))?;
         let others = t.all(PBD.name).any(|(r, o)| {
             r != pbd
-                && str_of(o, "SR") == sr
+                && str_field(o, "SR") == sr
                 && o.get("currently_attached") == Some(&Value::Bool(true))
         });
         (
-            str_of(p, "host").to_string(),
+            str_field(p, "host").to_string(),
             sr.clone(),
-            str_of(s, "type").to_string(),
+            str_field(s, "type").to_string(),
             map_of(p.get("device_config")),
             s.get("shared") == Some(&Value::Bool(true)),
             others,
@@ -193,9 +190,9 @@ fn attached_host(server: &Server, sr: &str) -> Result<String, ApiError> {
     let hosts: Vec<String> = t
         .all(PBD.name)
         .filter(|(_, p)| {
-            str_of(p, "SR") == sr && p.get("currently_attached") == Some(&Value::Bool(true))
+            str_field(p, "SR") == sr && p.get("currently_attached") == Some(&Value::Bool(true))
         })
-        .map(|(_, p)| str_of(p, "host").to_string())
+        .map(|(_, p)| str_field(p, "host").to_string())
         .collect();
     if hosts.contains(&server.this_host) {
         return Ok(server.this_host.clone());
@@ -211,7 +208,7 @@ fn free_region(server: &Server, sr: &str, size: u64, capacity: u64) -> Result<u6
     let t = server.db.read();
     let mut used: Vec<(u64, u64)> = t
         .all(VDI.name)
-        .filter(|(_, v)| str_of(v, "SR") == sr)
+        .filter(|(_, v)| str_field(v, "SR") == sr)
         .filter_map(|(_, v)| {
             let offset = v
                 .get("sm_config")
@@ -266,11 +263,11 @@ pub async fn create_vdi(server: &Server, args: &Value) -> Result<Value, ApiError
             .ok_or_else(|| ApiError::handle_invalid(SR.name, &sr))?;
         let config = t
             .all(PBD.name)
-            .find(|(_, p)| str_of(p, "SR") == sr)
+            .find(|(_, p)| str_field(p, "SR") == sr)
             .map(|(_, p)| map_of(p.get("device_config")))
             .unwrap_or_default();
         (
-            str_of(s, "type").to_string(),
+            str_field(s, "type").to_string(),
             config,
             s.get("physical_size").and_then(Value::as_int).unwrap_or(0) as u64,
         )
@@ -363,7 +360,7 @@ pub async fn destroy_vdi(server: &Server, vdi: &str) -> Result<Value, ApiError> 
         let v = t
             .get(VDI.name, vdi)
             .ok_or_else(|| ApiError::handle_invalid(VDI.name, vdi))?;
-        let sr = str_of(v, "SR").to_string();
+        let sr = str_field(v, "SR").to_string();
         let sr_type = t
             .field(SR.name, &sr, "type")
             .and_then(Value::as_str)
@@ -371,14 +368,14 @@ pub async fn destroy_vdi(server: &Server, vdi: &str) -> Result<Value, ApiError> 
             .to_string();
         let config = t
             .all(PBD.name)
-            .find(|(_, p)| str_of(p, "SR") == sr)
+            .find(|(_, p)| str_field(p, "SR") == sr)
             .map(|(_, p)| map_of(p.get("device_config")))
             .unwrap_or_default();
         (
             sr,
             sr_type,
             config,
-            str_of(v, "location").to_string(),
+            str_field(v, "location").to_string(),
             v.get("virtual_size").and_then(Value::as_int).unwrap_or(0),
         )
     };
@@ -419,7 +416,7 @@ pub fn remove(server: &Server, sr: &str, forget: bool) -> Result<Value, ApiError
         let pbds: Vec<String> = t
             .base()
             .all(PBD.name)
-            .filter(|(_, p)| str_of(p, "SR") == sr)
+            .filter(|(_, p)| str_field(p, "SR") == sr)
             .map(|(r, _)| r.clone())
             .collect();
         if forget {
@@ -440,7 +437,7 @@ pub fn remove(server: &Server, sr: &str, forget: bool) -> Result<Value, ApiError
         for p in &pbds {
             let host = t
                 .get(PBD.name, p)
-                .map(|r| str_of(r, "host").to_string())
+                .map(|r| str_field(r, "host").to_string())
                 .unwrap_or_default();
             if t.get(HOST.name, &host).is_some() {
                 t.remove_from_set(&HOST, &host, "PBDs", p)?;
@@ -450,7 +447,7 @@ pub fn remove(server: &Server, sr: &str, forget: bool) -> Result<Value, ApiError
         let vdis: Vec<String> = t
             .base()
             .all(VDI.name)
-            .filter(|(_, v)| str_of(v, "SR") == sr)
+            .filter(|(_, v)| str_field(v, "SR") == sr)
             .map(|(r, _)| r.clone())
             .collect();
         for v in vdis {

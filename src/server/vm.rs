@@ -14,13 +14,10 @@ use super::Server;
 use crate::model::classes::{HOST, HOST_METRICS, VM, VM_METRICS};
 use crate::model::{ApiError, Record, Value, NULL_REF};
 use crate::pool::{Tables, Txn, View};
+use crate::server::str_field;
 
 /// How long a clean shutdown waits for a command domain before killing it.
 const CLEAN_SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
-
-fn str_field<'r>(rec: &'r Record, f: &str) -> &'r str {
-    rec.get(f).and_then(Value::as_str).unwrap_or_default()
-}
 
 fn int_field(rec: &Record, f: &str) -> i64 {
     rec.get(f).and_then(Value::as_int).unwrap_or(0)

@@ -12,11 +12,8 @@ use crate::model::classes::{HOST, HOST_METRICS, POOL, VM};
 use crate::model::{ApiError, Value};
 use crate::planner::{self, RestartPriority};
 use crate::server::membership::PoolRole;
+use crate::server::str_field;
 use crate::server::{alerts, ha_enabled, ha_plan, now_ms, vm, Server};
-
-fn text<'a>(rec: &'a crate::model::Record, f: &str) -> &'a str {
-    rec.get(f).and_then(Value::as_str).unwrap_or_default()
-}
 
 /// Run after the liveset changed or this host became master: declare the missing hosts dead,
 /// restart what must run, refresh the plan fields. Passes never overlap.
@@ -70,13 +67,13 @@ fn declare_dead(
         let dead: Vec<(String, String, String, String)> = t
             .base()
             .all(HOST.name)
-            .filter(|(_, h)| !live.contains(text(h, "uuid")))
+            .filter(|(_, h)| !live.contains(str_field(h, "uuid")))
             .map(|(r, h)| {
                 (
                     r.clone(),
-                    text(h, "metrics").to_string(),
-                    text(h, "uuid").to_string(),
-                    text(h, "name_label").to_string(),
+                    str_field(h, "metrics").to_string(),
+                    str_field(h, "uuid").to_string(),
+                    str_field(h, "name_label").to_string(),
                 )
             })
             .collect();
@@ -103,9 +100,9 @@ fn declare_dead(
                 .base()
                 .all(VM.name)
                 .filter(|(_, v)| {
-                    text(v, "resident_on") == host && text(v, "power_state") != "Halted"
+                    str_field(v, "resident_on") == host && str_field(v, "power_state") != "Halted"
                 })
-                .map(|(r, v)| (r.clone(), !text(v, "ha_restart_priority").is_empty()))
+                .map(|(r, v)| (r.clone(), !str_field(v, "ha_restart_priority").is_empty()))
                 .collect();
             for (vm, wanted) in resident {
                 vm::set_residence(t, &vm, crate::model::NULL_REF, "Halted")?;
@@ -127,12 +124,12 @@ async fn restart(server: &Arc<Server>) {
         let mut best_effort = Vec::new();
         for (r, v) in t.all(VM.name) {
             if v.get("is_a_template") == Some(&Value::Bool(true))
-                || text(v, "power_state") != "Halted"
+                || str_field(v, "power_state") != "Halted"
                 || v.get("ha_always_run") != Some(&Value::Bool(true))
             {
                 continue;
             }
-            match RestartPriority::parse(text(v, "ha_restart_priority")) {
+            match RestartPriority::parse(str_field(v, "ha_restart_priority")) {
                 Some(RestartPriority::Restart) => {
                     protected.insert(r.clone());
                 }
@@ -254,7 +251,7 @@ pub fn update_pool_status(server: &Server) {
             return Ok(());
         }
         let max = planner::max_host_failures_to_tolerate(&snapshot).xapi_value() as i64;
-        let pool_uuid = text(&rec, "uuid").to_string();
+        let pool_uuid = str_field(&rec, "uuid").to_string();
         if planned_for != max {
             t.set(
                 &POOL,
@@ -283,7 +280,7 @@ pub fn update_pool_status(server: &Server) {
                 &pool_uuid,
                 &format!(
                     "The failover tolerance for pool '{}' has dropped and the initially specified number of host failures to tolerate can no longer be guaranteed",
-                    text(&rec, "name_label")
+                    str_field(&rec, "name_label")
                 ),
             );
         }

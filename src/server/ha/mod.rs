@@ -25,6 +25,7 @@ use crate::ha::{self, Command, HostUuid, PoolConfig, Timeouts};
 use crate::model::classes::{HOST, PBD, POOL, SR, VDI};
 use crate::model::errors::code;
 use crate::model::{ApiError, Value};
+use crate::server::str_field;
 
 /// Size of the statefile VDI, as xapi makes it (4 MiB); the layout needs far less.
 pub const STATEFILE_SIZE: i64 = 4 * 1024 * 1024;
@@ -368,10 +369,6 @@ fn pool_ref(t: &crate::pool::Tables) -> Result<String, ApiError> {
         .ok_or_else(|| ApiError::internal("the pool object is missing"))
 }
 
-fn text<'a>(rec: &'a crate::model::Record, f: &str) -> &'a str {
-    rec.get(f).and_then(Value::as_str).unwrap_or_default()
-}
-
 /// `ha-config:timeout` (seconds, as xapi; fractions allowed for labs) in milliseconds.
 fn timeout_of(configuration: &Value) -> Result<u64, ApiError> {
     let Some(given) = configuration
@@ -433,8 +430,8 @@ fn check_enable(server: &Server, srs: &Value) -> Result<Plan, ApiError> {
             (
                 r.clone(),
                 HaPeer {
-                    uuid: text(h, "uuid").to_string(),
-                    address: text(h, "address").to_string(),
+                    uuid: str_field(h, "uuid").to_string(),
+                    address: str_field(h, "address").to_string(),
                 },
             )
         })
@@ -443,8 +440,8 @@ fn check_enable(server: &Server, srs: &Value) -> Result<Plan, ApiError> {
     let shared = t.field(SR.name, &sr, "shared") == Some(&Value::Bool(true))
         && hosts.iter().all(|(h, _)| {
             t.all(PBD.name).any(|(_, p)| {
-                text(p, "SR") == sr
-                    && text(p, "host") == h
+                str_field(p, "SR") == sr
+                    && str_field(p, "host") == h
                     && p.get("currently_attached") == Some(&Value::Bool(true))
             })
         });
@@ -552,8 +549,8 @@ pub async fn enable(
         let t = server.db.read();
         let v = t.get(VDI.name, &vdi).cloned().unwrap_or_default();
         (
-            text(&v, "uuid").to_string(),
-            text(&v, "location").to_string(),
+            str_field(&v, "uuid").to_string(),
+            str_field(&v, "location").to_string(),
         )
     };
     let generation = *uuid::Uuid::new_v4().as_bytes();
