@@ -16,7 +16,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{raw, wait_for, xe, TestDaemon, PASSWORD};
+use common::{raw, wait_for, xe, TestDaemon};
 use serde_json::{json, Value as Json};
 
 const GIB: i64 = 1 << 30;
@@ -50,60 +50,6 @@ fn error(r: Json) -> Json {
 
 fn would_break() -> Json {
     json!({"code":1,"message":"HA_OPERATION_WOULD_BREAK_FAILOVER_PLAN","data":[]})
-}
-
-/// Hosts on 127.0.0.<base+i> with these memory sizes (GiB), joined, with a shared file SR.
-fn pool(base: u8, sizes: &[i64]) -> (Vec<TestDaemon>, Vec<String>, String, tempfile::TempDir) {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let ha_port = std::net::UdpSocket::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-        .to_string();
-    let ips: Vec<String> = (0..sizes.len())
-        .map(|i| format!("127.0.0.{}", base + i as u8))
-        .collect();
-    let hosts: Vec<TestDaemon> = ips
-        .iter()
-        .zip(sizes)
-        .map(|(ip, gib)| {
-            let mem = (gib * GIB).to_string();
-            TestDaemon::start_at(ip, port, &["--ha-port", &ha_port, "--memory-total", &mem])
-        })
-        .collect();
-    for h in &hosts[1..] {
-        let s = session(h);
-        ok(local(h, "pool.join", json!([s, ips[0], "root", PASSWORD])));
-    }
-    let shared = tempfile::tempdir().unwrap();
-    let m = &hosts[0];
-    let master = ok(call(m, "pool.get_all", vec![]))[0].clone();
-    let master_host = ok(call(m, "pool.get_master", vec![master]));
-    let sr = ok(call(
-        m,
-        "SR.create",
-        vec![
-            master_host,
-            json!({"location": shared.path()}),
-            json!(0),
-            json!("MGMT-HA"),
-            json!(""),
-            json!("file"),
-            json!(""),
-            json!(true),
-            json!({}),
-        ],
-    ));
-    let sr_uuid = ok(call(m, "SR.get_uuid", vec![sr]))
-        .as_str()
-        .unwrap()
-        .to_string();
-    (hosts, ips, sr_uuid, shared)
 }
 
 fn host_by_ip(d: &TestDaemon, ip: &str) -> Json {
@@ -167,7 +113,12 @@ fn tcp(d: &TestDaemon, method: &str, params: Json) -> Json {
 
 #[test]
 fn operations_that_would_break_the_failover_plan_are_refused_unless_overcommit_is_allowed() {
-    let (mut hosts, ips, sr_uuid, _shared) = pool(121, &[10, 8, 8]);
+    let common::HaPool {
+        mut hosts,
+        ips,
+        sr_uuid,
+        shared: _shared,
+    } = common::ha_pool(121, &[10, 8, 8]);
     let d = &hosts[0];
     let (a, b, c) = (
         host_by_ip(d, &ips[0]),

@@ -40,57 +40,11 @@ fn try_call(d: &TestDaemon, method: &str, mut params: Vec<Json>) -> Option<Json>
 
 const GIB: i64 = 1 << 30;
 
-struct Pool {
-    hosts: Vec<TestDaemon>,
-    ips: Vec<String>,
-    sr_uuid: String,
-    shared: tempfile::TempDir,
-}
+type Pool = common::HaPool;
 
-/// `n` hosts on 127.0.0.<base+i>, joined, with a shared file SR plugged everywhere.
+/// `n` hosts of 8 GiB on 127.0.0.<base+i>, joined, with a shared file SR plugged everywhere.
 fn pool(base: u8, n: usize) -> Pool {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let ha_port = std::net::UdpSocket::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-        .to_string();
-    let ips: Vec<String> = (0..n)
-        .map(|i| format!("127.0.0.{}", base + i as u8))
-        .collect();
-    let mem = (8 * GIB).to_string();
-    let hosts: Vec<TestDaemon> = ips
-        .iter()
-        .map(|ip| TestDaemon::start_at(ip, port, &["--ha-port", &ha_port, "--memory-total", &mem]))
-        .collect();
-    for h in &hosts[1..] {
-        let s = session(h).unwrap();
-        ok(local(h, "pool.join", json!([s, ips[0], "root", PASSWORD])));
-    }
-    let shared = tempfile::tempdir().unwrap();
-    let s = session(&hosts[0]).unwrap();
-    let master = ok(local(&hosts[0], "pool.get_all", json!([s])))[0].clone();
-    let master_host = ok(local(&hosts[0], "pool.get_master", json!([s, master])));
-    let sr = ok(local(
-        &hosts[0],
-        "SR.create",
-        json!([s, master_host, {"location": shared.path()}, 0, "MGMT-HA", "", "file", "", true, {}]),
-    ));
-    let sr_uuid = ok(local(&hosts[0], "SR.get_uuid", json!([s, sr])))
-        .as_str()
-        .unwrap()
-        .to_string();
-    Pool {
-        hosts,
-        ips,
-        sr_uuid,
-        shared,
-    }
+    common::ha_pool(base, &vec![8; n])
 }
 
 impl Pool {
@@ -105,6 +59,38 @@ impl Pool {
             ],
         );
         assert_eq!((code, out.as_str(), err.as_str()), (0, "", ""));
+    }
+
+    /// After a failed enable: HA is off, no statefile VDI is left on the SR, no host keeps an
+    /// HA configuration, and no host fenced.
+    fn assert_nothing_armed(&mut self) {
+        let s = session(&self.hosts[0]).unwrap();
+        let pools = ok(local(&self.hosts[0], "pool.get_all", json!([s])));
+        assert_eq!(
+            ok(local(
+                &self.hosts[0],
+                "pool.get_ha_enabled",
+                json!([s, pools[0]])
+            )),
+            json!(false)
+        );
+        let sr = ok(local(
+            &self.hosts[0],
+            "SR.get_by_uuid",
+            json!([s, self.sr_uuid]),
+        ));
+        assert_eq!(
+            ok(local(&self.hosts[0], "SR.get_VDIs", json!([s, sr]))),
+            json!([])
+        );
+        for h in &mut self.hosts {
+            assert!(
+                h.exited().is_none(),
+                "a host fenced after a failed enable:\n{}",
+                h.log()
+            );
+            assert!(!h.state_dir().join("ha.json").exists());
+        }
     }
 }
 
@@ -324,27 +310,9 @@ fn an_enable_that_cannot_form_a_liveset_arms_and_fences_nobody() {
         code == "HOST_OFFLINE" || code == "HA_FAILED_TO_FORM_LIVESET",
         "{r}"
     );
-    let pools = ok(local(&p.hosts[0], "pool.get_all", json!([s])));
-    assert_eq!(
-        ok(local(
-            &p.hosts[0],
-            "pool.get_ha_enabled",
-            json!([s, pools[0]])
-        )),
-        json!(false)
-    );
-    // No statefile VDI was left behind, and nobody fenced.
-    let vdis = ok(local(&p.hosts[0], "SR.get_VDIs", json!([s, sr])));
-    assert_eq!(vdis, json!([]));
+    // Give a wrongly armed host time to fence before looking.
     std::thread::sleep(Duration::from_secs(3));
-    for h in &mut p.hosts {
-        assert!(
-            h.exited().is_none(),
-            "a host fenced after a failed enable:\n{}",
-            h.log()
-        );
-        assert!(!h.state_dir().join("ha.json").exists());
-    }
+    p.assert_nothing_armed();
 }
 
 #[test]
@@ -374,23 +342,7 @@ fn a_host_whose_watchdog_is_missing_fails_the_enable_and_nothing_is_armed() {
         json!("HA_HEARTBEAT_DAEMON_STARTUP_FAILED"),
         "{r}"
     );
-    let pools = ok(local(&p.hosts[0], "pool.get_all", json!([s])));
-    assert_eq!(
-        ok(local(
-            &p.hosts[0],
-            "pool.get_ha_enabled",
-            json!([s, pools[0]])
-        )),
-        json!(false)
-    );
-    assert_eq!(
-        ok(local(&p.hosts[0], "SR.get_VDIs", json!([s, sr]))),
-        json!([])
-    );
-    for h in &mut p.hosts {
-        assert!(!h.state_dir().join("ha.json").exists());
-        assert!(h.exited().is_none(), "a host fenced:\n{}", h.log());
-    }
+    p.assert_nothing_armed();
     assert!(p.hosts[1]
         .log()
         .contains("watchdog device /nonexistent/watchdog"));

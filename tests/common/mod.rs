@@ -359,3 +359,85 @@ pub fn xe(d: &TestDaemon, args: &[&str]) -> (i32, String, String) {
         String::from_utf8_lossy(&o.stderr).into(),
     )
 }
+
+/// A pool of real daemons ready for HA: hosts on 127.0.0.<base+i> sharing one API port and one
+/// HA port, joined to the first, with a shared file SR (`MGMT-HA`) plugged everywhere.
+#[allow(dead_code)]
+pub struct HaPool {
+    /// The hosts, master first.
+    pub hosts: Vec<TestDaemon>,
+    /// Their addresses.
+    pub ips: Vec<String>,
+    /// The shared SR's UUID.
+    pub sr_uuid: String,
+    /// The directory behind the shared SR.
+    pub shared: tempfile::TempDir,
+}
+
+/// Form an [`HaPool`] with one host per entry of `memory_gib` (its memory in GiB).
+#[allow(dead_code)]
+pub fn ha_pool(base: u8, memory_gib: &[i64]) -> HaPool {
+    let call = |d: &TestDaemon, method: &str, params: serde_json::Value| {
+        let body =
+            serde_json::json!({"jsonrpc": "2.0", "method": method, "params": params, "id": 1})
+                .to_string();
+        let r: serde_json::Value =
+            serde_json::from_str(&raw::post_unix(&d.socket, "/jsonrpc", body.as_bytes()).body)
+                .unwrap();
+        assert!(r.get("error").is_none(), "{method}: {r}");
+        r["result"].clone()
+    };
+    let port = free_port();
+    let ha_port = std::net::UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+        .to_string();
+    let ips: Vec<String> = (0..memory_gib.len())
+        .map(|i| format!("127.0.0.{}", base + i as u8))
+        .collect();
+    let hosts: Vec<TestDaemon> = ips
+        .iter()
+        .zip(memory_gib)
+        .map(|(ip, gib)| {
+            let mem = (gib << 30).to_string();
+            TestDaemon::start_at(ip, port, &["--ha-port", &ha_port, "--memory-total", &mem])
+        })
+        .collect();
+    let login = |d: &TestDaemon| {
+        call(
+            d,
+            "session.login_with_password",
+            serde_json::json!(["root", ""]),
+        )
+    };
+    for h in &hosts[1..] {
+        let s = login(h);
+        call(
+            h,
+            "pool.join",
+            serde_json::json!([s, ips[0], "root", PASSWORD]),
+        );
+    }
+    let shared = tempfile::tempdir().unwrap();
+    let m = &hosts[0];
+    let s = login(m);
+    let pool = call(m, "pool.get_all", serde_json::json!([s]))[0].clone();
+    let master = call(m, "pool.get_master", serde_json::json!([s, pool]));
+    let sr = call(
+        m,
+        "SR.create",
+        serde_json::json!([s, master, {"location": shared.path()}, 0, "MGMT-HA", "", "file", "", true, {}]),
+    );
+    let sr_uuid = call(m, "SR.get_uuid", serde_json::json!([s, sr]))
+        .as_str()
+        .unwrap()
+        .to_string();
+    HaPool {
+        hosts,
+        ips,
+        sr_uuid,
+        shared,
+    }
+}
