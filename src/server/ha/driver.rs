@@ -240,23 +240,13 @@ impl Driver {
                 Output::Send { to, bytes } => {
                     let _ = self.socket.try_send_to(&bytes, self.addresses[to]);
                 }
-                Output::WriteStatefile { offset, bytes, .. } => {
-                    let (location, tx) = (self.statefile.clone(), sf_tx.clone());
-                    tokio::task::spawn_blocking(move || {
-                        let r = StatefileDevice::open(&location)
-                            .and_then(|d| d.write(offset, &bytes))
-                            .map_err(|e| StorageError(e.to_string()));
-                        let _ = tx.send(Input::StatefileWritten(r));
-                    });
-                }
+                Output::WriteStatefile { offset, bytes, .. } => self.on_statefile(
+                    sf_tx,
+                    move |d| d.write(offset, &bytes),
+                    Input::StatefileWritten,
+                ),
                 Output::ReadStatefile { len } => {
-                    let (location, tx) = (self.statefile.clone(), sf_tx.clone());
-                    tokio::task::spawn_blocking(move || {
-                        let r = StatefileDevice::open(&location)
-                            .and_then(|d| d.read(len))
-                            .map_err(|e| StorageError(e.to_string()));
-                        let _ = tx.send(Input::StatefileRead(r));
-                    });
+                    self.on_statefile(sf_tx, move |d| d.read(len), Input::StatefileRead)
                 }
                 Output::Watchdog(WatchdogAction::Kick { timeout_ms }) => self.kick(timeout_ms),
                 Output::Watchdog(WatchdogAction::Close) => {
@@ -351,6 +341,24 @@ impl Driver {
             .iter()
             .map(|i| self.uuids[i].clone())
             .collect();
+    }
+
+    /// Run one statefile operation on a blocking thread and hand its result back as an input.
+    /// The file is opened for each operation, so a statefile whose SR went away and came back
+    /// (a remount, a path failover) is found again where a kept descriptor would stay stale.
+    fn on_statefile<T: Send + 'static>(
+        &self,
+        sf_tx: &mpsc::UnboundedSender<Input>,
+        op: impl FnOnce(&StatefileDevice) -> std::io::Result<T> + Send + 'static,
+        done: fn(Result<T, StorageError>) -> Input,
+    ) {
+        let (location, tx) = (self.statefile.clone(), sf_tx.clone());
+        tokio::task::spawn_blocking(move || {
+            let r = StatefileDevice::open(&location)
+                .and_then(|d| op(&d))
+                .map_err(|e| StorageError(e.to_string()));
+            let _ = tx.send(done(r));
+        });
     }
 
     fn names(&self, set: crate::ha::HostSet) -> String {
