@@ -173,3 +173,126 @@ fn a_vm_operator_cannot_do_a_pool_admins_work() {
         json!("SESSION_AUTHENTICATION_FAILED")
     );
 }
+
+/// Every ref-shaped string anywhere in a JSON document.
+fn refs_in(doc: &Json, out: &mut Vec<String>) {
+    match doc {
+        Json::String(s) if s.starts_with("OpaqueRef:") => out.push(s.clone()),
+        Json::Array(items) => items.iter().for_each(|i| refs_in(i, out)),
+        Json::Object(m) => m.iter().for_each(|(k, v)| {
+            refs_in(&Json::String(k.clone()), out);
+            refs_in(v, out)
+        }),
+        _ => {}
+    }
+}
+
+/// A session ref is a bearer token: a read-only user must find no way to another user's
+/// session, and so cannot act as root.
+#[test]
+fn a_read_only_user_cannot_take_over_roots_session() {
+    let d = TestDaemon::start();
+    let root = login(&d, "root", PASSWORD);
+    ok(
+        &d,
+        "user.create_local",
+        json!([root, "bob", "bob-pw", "read-only"]),
+    );
+    let bob = login(&d, "bob", "bob-pw");
+    let message = |r: &Json| r["error"]["message"].clone();
+
+    // There is no listing of sessions, as in xapi.
+    for m in ["session.get_all", "session.get_all_records"] {
+        assert_eq!(
+            rpc(&d, m, json!([bob]))["error"],
+            json!({"code":1,"message":"MESSAGE_METHOD_UNKNOWN","data":[m]})
+        );
+    }
+    // Another session, by uuid or by ref, is pool-admin's business.
+    let root_uuid = ok(&d, "session.get_uuid", json!([root, root]));
+    let denied = |method: &str| {
+        json!({"code":1,"message":"RBAC_PERMISSION_DENIED","data":[
+            method,
+            "No permission in user session. (Roles with this permission: pool-admin)"
+        ]})
+    };
+    assert_eq!(
+        rpc(&d, "session.get_by_uuid", json!([bob, root_uuid]))["error"],
+        denied("session.get_by_uuid")
+    );
+    for m in [
+        "session.get_record",
+        "session.get_uuid",
+        "session.get_this_user",
+    ] {
+        assert_eq!(rpc(&d, m, json!([bob, root]))["error"], denied(m), "{m}");
+    }
+    assert_eq!(
+        message(&rpc(
+            &d,
+            "session.add_to_other_config",
+            json!([bob, root, "k", "v"])
+        )),
+        json!("RBAC_PERMISSION_DENIED")
+    );
+    // A uuid that is no session is simply unknown.
+    assert_eq!(
+        message(&rpc(
+            &d,
+            "session.get_by_uuid",
+            json!([bob, "no-such-uuid"])
+        )),
+        json!("UUID_INVALID")
+    );
+    // Its own session a user may read; pool-admin may read any.
+    let bob_uuid = ok(&d, "session.get_uuid", json!([bob, bob]));
+    assert_eq!(
+        ok(&d, "session.get_by_uuid", json!([bob, bob_uuid])),
+        json!(bob)
+    );
+    assert_eq!(
+        ok(&d, "session.get_record", json!([bob, bob]))["auth_user_name"],
+        json!("bob")
+    );
+    assert_eq!(
+        ok(&d, "session.get_by_uuid", json!([root, bob_uuid])),
+        json!(bob)
+    );
+
+    // Everything bob can list, in every class: root's session is nowhere in it.
+    let mut seen = Vec::new();
+    for class in [
+        "pool",
+        "host",
+        "host_cpu",
+        "host_metrics",
+        "SR",
+        "VDI",
+        "PBD",
+        "VM",
+        "VM_metrics",
+        "message",
+        "task",
+        "user",
+    ] {
+        let all = ok(&d, &format!("{class}.get_all_records"), json!([bob]));
+        refs_in(&all, &mut seen);
+    }
+    refs_in(&ok(&d, "session.get_record", json!([bob, bob])), &mut seen);
+    assert!(!seen.is_empty());
+    assert!(!seen.contains(&root), "root's session leaked");
+    // The takeover: every ref bob found, used as a session for a pool-admin call, fails.
+    for candidate in seen.iter().filter(|r| **r != bob) {
+        let r = rpc(
+            &d,
+            "user.create_local",
+            json!([candidate, "mallory", "pw", "pool-admin"]),
+        );
+        assert_eq!(message(&r), json!("SESSION_INVALID"), "{candidate}: {r}");
+    }
+    let users = ok(&d, "user.get_all_records", json!([root]));
+    assert!(
+        !users.to_string().contains("mallory"),
+        "no user was created: {users}"
+    );
+}

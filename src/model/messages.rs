@@ -621,6 +621,11 @@ fn generic_messages(c: &'static ClassDecl) -> Vec<Message> {
             Kind::GetByUuid,
         ),
     ];
+    // A session ref is a bearer token: listing sessions would hand every caller everyone's
+    // rights. xapi generates no get_all/get_all_records for sessions, and neither do we.
+    if c.name == "session" {
+        out.retain(|m| !matches!(m.kind, Kind::GetAll | Kind::GetAllRecords));
+    }
     if c.has_name_label() {
         out.push(mk(
             "get_by_name_label".into(),
@@ -736,13 +741,17 @@ mod tests {
     #[test]
     fn generic_calls_exist_for_every_class() {
         for c in CLASSES {
-            for m in [
-                "get_record",
-                "get_all",
-                "get_all_records",
-                "get_by_uuid",
-                "get_uuid",
-            ] {
+            for m in ["get_record", "get_by_uuid", "get_uuid"] {
+                assert!(
+                    api().lookup(&format!("{}.{m}", c.name)).is_some(),
+                    "{}.{m}",
+                    c.name
+                );
+            }
+            if c.name == "session" {
+                continue;
+            }
+            for m in ["get_all", "get_all_records"] {
                 assert!(
                     api().lookup(&format!("{}.{m}", c.name)).is_some(),
                     "{}.{m}",
@@ -750,6 +759,8 @@ mod tests {
                 );
             }
         }
+        assert!(api().lookup("session.get_all").is_none());
+        assert!(api().lookup("session.get_all_records").is_none());
         assert!(api().lookup("VM.get_by_name_label").is_some());
         assert!(api().lookup("host_cpu.get_by_name_label").is_none());
     }

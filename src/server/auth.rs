@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use super::{now_datetime, Server, Transport};
 use crate::model::classes::{SESSION, USER};
 use crate::model::errors::code;
-use crate::model::{ApiError, Role, Value, NULL_REF};
+use crate::model::{ApiError, Kind, Message, Role, Value, NULL_REF};
 
 /// What the database keeps about a local user's credential.
 #[derive(Serialize, Deserialize)]
@@ -210,6 +210,38 @@ pub async fn login(
 pub fn logout(server: &Server, session: &str) -> Result<Value, ApiError> {
     server.db.write(|t| t.delete(&SESSION, session))?;
     Ok(Value::void())
+}
+
+/// Whether the caller of a generated `session.*` call may touch the session it names: its
+/// own, or any as pool-admin. A session ref is a bearer token, so reading another session
+/// (by ref or by uuid) would hand its rights to whoever asked. Calls on other classes, and
+/// explicit session messages (login, logout), are not concerned.
+pub fn may_use_session_object(
+    server: &Server,
+    caller: &str,
+    msg: &Message,
+    args: &[Value],
+) -> bool {
+    if msg.class.name != SESSION.name {
+        return true;
+    }
+    let target = match msg.kind {
+        Kind::Explicit(_) => return true,
+        Kind::GetByUuid => {
+            let uuid = args[0].as_str().unwrap_or_default();
+            match server.db.read().by_uuid(uuid) {
+                Some((class, r)) if class == SESSION.name => r.to_string(),
+                // No such session: the call answers UUID_INVALID, revealing nothing.
+                _ => return true,
+            }
+        }
+        _ => args
+            .first()
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string(),
+    };
+    target == caller || session_role(server, caller) >= Role::PoolAdmin
 }
 
 /// Check that `session` is a live session.

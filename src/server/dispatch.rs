@@ -8,7 +8,7 @@ use std::sync::Arc;
 use super::membership::PoolRole;
 use super::{auth, explicit, generic, Server, Transport};
 use crate::model::errors::code;
-use crate::model::{api, roles, ApiError, Kind, Value};
+use crate::model::{api, roles, ApiError, Kind, Role, Value};
 
 /// Run one API call.
 pub async fn call(
@@ -57,16 +57,7 @@ pub async fn call(
     if let Some(s) = &session {
         let needed = roles::required(msg);
         if auth::session_role(server, s) < needed {
-            return Err(ApiError::new(
-                "RBAC_PERMISSION_DENIED",
-                [
-                    method.to_lowercase(),
-                    format!(
-                        "No permission in user session. (Roles with this permission: {})",
-                        needed.holders().join(", ")
-                    ),
-                ],
-            ));
+            return Err(permission_denied(method, needed));
         }
     }
     let mut args = Vec::with_capacity(msg.params.len());
@@ -83,6 +74,11 @@ pub async fn call(
         };
         args.push(v);
     }
+    if let Some(caller) = &session {
+        if !auth::may_use_session_object(server, caller, msg, &args) {
+            return Err(permission_denied(method, Role::PoolAdmin));
+        }
+    }
     let outcome = match msg.kind {
         Kind::Explicit(decl) => {
             explicit::call(server, transport, session.as_deref(), decl, args).await
@@ -96,6 +92,20 @@ pub async fn call(
         tracing::debug!(method, error = %e, "call failed");
     }
     outcome
+}
+
+/// xapi's refusal of a call the caller's role does not allow.
+fn permission_denied(method: &str, needed: Role) -> ApiError {
+    ApiError::new(
+        "RBAC_PERMISSION_DENIED",
+        [
+            method.to_lowercase(),
+            format!(
+                "No permission in user session. (Roles with this permission: {})",
+                needed.holders().join(", ")
+            ),
+        ],
+    )
 }
 
 /// The calls a pool member answers itself instead of sending callers to the master: xapi's
