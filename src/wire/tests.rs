@@ -176,7 +176,12 @@ fn json_v2_shapes_are_xapis() {
     )
     .unwrap();
     assert_eq!(call.version, jsonrpc::Version::V2);
-    assert_eq!(call.params.len(), 4);
+    assert_eq!(call.method, "session.login_with_password");
+    assert_eq!(call.id, json!(0));
+    assert_eq!(
+        call.params,
+        ["user", "passwd", "version", "originator"].map(Value::str)
+    );
     let err = Err(ApiError::session_invalid(
         "OpaqueRef:c90cd28f-37ec-4dbf-88e6-f697ccb28b39",
     ));
