@@ -235,11 +235,29 @@ fn xml_rpc_answers_in_xapis_shapes_and_sessions_cross_protocols() {
     );
 }
 
+/// Everything the store holds that the API can show, and the database generation, which
+/// every write (sessions included) moves on.
+fn whole_store(d: &TestDaemon, s: &str) -> Json {
+    let mut all = snapshot(d, s);
+    for c in ["user", "task", "VM_metrics"] {
+        all.as_array_mut()
+            .unwrap()
+            .push(call(d, &format!("{c}.get_all_records"), json!([s]))["result"].clone());
+    }
+    let generation = call(d, "host.get_local_database_generation", json!([s]))["result"].clone();
+    assert!(generation.is_u64(), "{generation}");
+    json!({
+        "classes": all,
+        "own session": call(d, "session.get_record", json!([s, s]))["result"].clone(),
+        "generation": generation,
+    })
+}
+
 #[test]
 fn hostile_requests_get_the_documented_error_and_change_nothing() {
     let d = TestDaemon::start();
     let s = login(&d);
-    let before = snapshot(&d, &s);
+    let before = whole_store(&d, &s);
 
     // Reference case 25: XML-RPC without <params> is a parse error, HTTP 500 with HTML.
     let r = raw::post(
@@ -271,10 +289,27 @@ fn hostile_requests_get_the_documented_error_and_change_nothing() {
     );
     let r = raw::post(&d.http, "/", bomb.as_bytes());
     assert_eq!(r.status, 500);
-    // An oversized body is refused before it is parsed.
+    assert_eq!(r.header("content-type"), Some("text/html"));
+    assert!(
+        r.body.starts_with("<html>") && r.body.contains("Xmlrpc.Parse_error("),
+        "{}",
+        r.body
+    );
+    assert!(
+        !r.body.contains(&"x".repeat(100)),
+        "nothing was expanded: {}",
+        r.body
+    );
+    // An oversized body is refused before it is parsed, on every RPC route.
     let big = vec![b' '; 5 * 1024 * 1024];
-    let r = raw::post(&d.http, "/jsonrpc", &big);
-    assert_eq!(r.status, 413);
+    for route in ["/jsonrpc", "/", "/RPC2"] {
+        let r = raw::post(&d.http, route, &big);
+        assert_eq!(r.status, 413, "{route}");
+    }
+    let mut big_xml = br#"<?xml version="1.0"?><methodCall><methodName>pool.set_name_label</methodName><params><param><value>"#.to_vec();
+    big_xml.extend(std::iter::repeat_n(b'a', 5 * 1024 * 1024));
+    big_xml.extend(b"</value></param></params></methodCall>");
+    assert_eq!(raw::post(&d.http, "/", &big_xml).status, 413);
     // A missing or bogus session.
     let e = call(&d, "pool.get_all", json!([]));
     assert_eq!(e["error"]["data"], json!(["pool.get_all", "0", "-1"]));
@@ -303,7 +338,7 @@ fn hostile_requests_get_the_documented_error_and_change_nothing() {
     );
     assert_eq!(e["error"]["data"], json!(["SR", "OpaqueRef:nosuchsr"]));
 
-    assert_eq!(snapshot(&d, &s), before, "nothing changed");
+    assert_eq!(whole_store(&d, &s), before, "nothing changed");
     // And the daemon still serves.
     assert!(call(&d, "pool.get_all", json!([s]))["result"].is_array());
 }
@@ -572,6 +607,32 @@ fn https_and_the_unix_socket_serve_the_same_api() {
     assert!(resp.contains("\"result\":\"OpaqueRef:"), "{resp}");
 }
 
+/// `OpaqueRef:` and a UUID, as xapi's refs are.
+fn is_ref(v: &Json) -> bool {
+    v.as_str()
+        .and_then(|s| s.strip_prefix("OpaqueRef:"))
+        .is_some_and(|u| is_uuid(&json!(u)))
+}
+
+/// 8-4-4-4-12 lower-case hex digits.
+fn is_uuid(v: &Json) -> bool {
+    let Some(s) = v.as_str() else { return false };
+    let groups: Vec<&str> = s.split('-').collect();
+    groups.iter().map(|g| g.len()).eq([8, 4, 4, 4, 12])
+        && groups
+            .iter()
+            .all(|g| g.chars().all(|c| matches!(c, '0'..='9' | 'a'..='f')))
+}
+
+/// The logical CPUs /proc/cpuinfo lists.
+fn logical_cpus() -> usize {
+    std::fs::read_to_string("/proc/cpuinfo")
+        .unwrap()
+        .lines()
+        .filter(|l| l.starts_with("processor"))
+        .count()
+}
+
 /// The SDK test's calls, made from a raw HTTP client in both JSON-RPC dialects; every answer is
 /// compared with the exact envelope of its dialect.
 #[test]
@@ -616,22 +677,47 @@ fn the_same_calls_in_json_rpc_v1_and_v2() {
             "session.login_with_password",
             json!(["root", PASSWORD, "1.0", "raw"]),
         );
-        let pool = ok("pool.get_all", json!([s]))[0].clone();
-        assert_eq!(
-            ok("pool.get_record", json!([s, pool]))["ha_enabled"],
-            json!(false)
-        );
+        assert!(is_ref(&s), "a login answers a session ref: {s}");
+        let pool = ok("pool.get_all", json!([s]));
+        assert_eq!(pool.as_array().map(Vec::len), Some(1), "{pool}");
+        let pool = pool[0].clone();
+        assert!(is_ref(&pool), "{pool}");
         let hosts = ok("host.get_all_records", json!([s]));
-        assert_eq!(hosts.as_object().unwrap().len(), 1);
-        assert!(!ok("host_cpu.get_all_records", json!([s]))
-            .as_object()
-            .unwrap()
-            .is_empty());
-        ok("pool.set_name_label", json!([s, pool, format!("v2={v2}")]));
+        let hosts = hosts.as_object().unwrap();
+        assert_eq!(hosts.len(), 1);
+        let (host, host_rec) = hosts.iter().next().unwrap();
+        assert!(is_ref(&json!(host)), "{host}");
+        assert!(is_uuid(&host_rec["uuid"]), "{host_rec}");
+        // The pool record: HA off, every HA field at its documented default (reference §5.1;
+        // ha_cluster_stack is xhad, as xapi creates the pool), this host its master.
+        let record = ok("pool.get_record", json!([s, pool]));
+        for (field, expected) in [
+            ("master", json!(host)),
+            ("ha_enabled", json!(false)),
+            ("ha_configuration", json!({})),
+            ("ha_statefiles", json!([])),
+            ("ha_host_failures_to_tolerate", json!(0)),
+            ("ha_plan_exists_for", json!(0)),
+            ("ha_allow_overcommit", json!(false)),
+            ("ha_overcommitted", json!(false)),
+            ("ha_cluster_stack", json!("xhad")),
+            ("ha_reboot_vm_on_internal_shutdown", json!(true)),
+        ] {
+            assert_eq!(record[field], expected, "pool.{field} in {record}");
+        }
+        assert!(is_uuid(&record["uuid"]), "{record}");
+        // One host_cpu per logical CPU of this machine, each on this host.
+        let cpus = ok("host_cpu.get_all_records", json!([s]));
+        let cpus = cpus.as_object().unwrap();
+        assert_eq!(cpus.len(), logical_cpus());
+        assert!(cpus.values().all(|c| c["host"] == json!(host)), "{cpus:?}");
+        // A setter answers void, "", and the getter then shows the new value.
+        let label = format!("v2={v2}");
         assert_eq!(
-            ok("pool.get_name_label", json!([s, pool])),
-            json!(format!("v2={v2}"))
+            ok("pool.set_name_label", json!([s, pool, label])),
+            json!("")
         );
+        assert_eq!(ok("pool.get_name_label", json!([s, pool])), json!(label));
         err(
             "session.login_with_password",
             json!(["root", "bad"]),
@@ -656,7 +742,7 @@ fn the_same_calls_in_json_rpc_v1_and_v2() {
             "UUID_INVALID",
             json!(["host", "deadbeef"]),
         );
-        ok("session.logout", json!([s]));
+        assert_eq!(ok("session.logout", json!([s])), json!(""));
         err("pool.get_all", json!([s]), "SESSION_INVALID", json!([s]));
     }
 }
