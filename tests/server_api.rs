@@ -746,3 +746,167 @@ fn the_same_calls_in_json_rpc_v1_and_v2() {
         err("pool.get_all", json!([s]), "SESSION_INVALID", json!([s]));
     }
 }
+
+fn login_as(d: &TestDaemon, password: &str) -> Json {
+    rpc(
+        d,
+        json!({"jsonrpc":"2.0","method":"session.login_with_password","params":["root", password],"id":1}),
+    )
+}
+
+fn mode_of(path: &std::path::Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+}
+
+#[test]
+fn root_password_from_a_file() {
+    let secrets = tempfile::tempdir().unwrap();
+    let file = secrets.path().join("pw");
+    std::fs::write(&file, "from-the-file\nignored second line\n").unwrap();
+    let d = TestDaemon::start_prepared(
+        tempfile::tempdir().unwrap(),
+        &["--root-password-file", file.to_str().unwrap()],
+    );
+    assert!(is_ref(&login_as(&d, "from-the-file")["result"]));
+    assert_eq!(
+        login_as(&d, "ignored second line")["error"]["message"],
+        json!("SESSION_AUTHENTICATION_FAILED")
+    );
+    assert!(
+        !d.state_dir().join("root-password").exists(),
+        "nothing generated"
+    );
+}
+
+#[test]
+fn a_generated_root_password_is_written_0600_and_named_in_the_log() {
+    let mut d = TestDaemon::start_prepared(tempfile::tempdir().unwrap(), &[]);
+    let path = d.state_dir().join("root-password");
+    assert_eq!(mode_of(&path), 0o600);
+    let text = std::fs::read_to_string(&path).unwrap();
+    let password = text.trim_end_matches('\n');
+    assert!(!password.is_empty() && !password.contains('\n'), "{text:?}");
+    let log = d.log();
+    assert!(
+        log.lines()
+            .any(|l| l.contains("generated a root password")
+                && l.contains(&path.display().to_string())),
+        "{log}"
+    );
+    assert!(is_ref(&login_as(&d, password)["result"]));
+    // A restart neither regenerates nor forgets it.
+    assert!(d.stop().success());
+    d.restart();
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), text);
+    assert!(is_ref(&login_as(&d, password)["result"]));
+    assert!(
+        !d.log().contains("generated a root password"),
+        "{}",
+        d.log()
+    );
+}
+
+/// The certificate the HTTPS listener presents, as DER.
+fn served_certificate(d: &TestDaemon) -> Vec<u8> {
+    let client = reqwest::blocking::Client::builder()
+        .tls_danger_accept_invalid_certs(true)
+        .tls_info(true)
+        .build()
+        .unwrap();
+    let r = client
+        .post(format!("https://{}/jsonrpc", d.https))
+        .body(json!({"jsonrpc":"2.0","method":"pool.get_all","params":["x"],"id":1}).to_string())
+        .send()
+        .unwrap();
+    r.extensions()
+        .get::<reqwest::tls::TlsInfo>()
+        .and_then(|i| i.peer_certificate())
+        .expect("a TLS peer certificate")
+        .to_vec()
+}
+
+#[test]
+fn the_tls_certificate_survives_a_restart() {
+    let mut d = TestDaemon::start();
+    let first = served_certificate(&d);
+    let pem = std::fs::read(d.state_dir().join("xapi-ssl.pem")).unwrap();
+    assert!(!first.is_empty());
+    assert!(d.stop().success());
+    d.restart();
+    assert_eq!(
+        served_certificate(&d),
+        first,
+        "the same certificate after a restart"
+    );
+    assert_eq!(
+        std::fs::read(d.state_dir().join("xapi-ssl.pem")).unwrap(),
+        pem
+    );
+    assert!(!d.log().contains("generated a self-signed"), "{}", d.log());
+}
+
+/// MemTotal of /proc/meminfo, in bytes.
+fn mem_total() -> i64 {
+    let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap();
+    let kib: i64 = meminfo
+        .lines()
+        .find_map(|l| l.strip_prefix("MemTotal:"))
+        .and_then(|v| v.trim().strip_suffix("kB"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    kib * 1024
+}
+
+#[test]
+fn host_memory_is_meminfos_unless_configured() {
+    let mut d = TestDaemon::start();
+    let memory = |d: &TestDaemon| {
+        let s = login(d);
+        let all = call(d, "host_metrics.get_all_records", json!([s]))["result"].clone();
+        let all = all.as_object().unwrap().clone();
+        assert_eq!(all.len(), 1, "{all:?}");
+        all.values().next().unwrap()["memory_total"].clone()
+    };
+    assert_eq!(memory(&d), json!(mem_total()));
+    assert!(d.stop().success());
+    d.restart_with("--memory-total", "68719476736");
+    assert_eq!(memory(&d), json!(68719476736_i64));
+}
+
+/// A failed login is delayed and logged, and the delay holds up no one else: a good login
+/// made while a bad one waits is answered first. (An order, not a duration.)
+#[test]
+fn a_delayed_failed_login_holds_up_no_one() {
+    let d = TestDaemon::start_with(&["--auth-failure-delay-ms", "600000"]);
+    let addr = d.http.clone();
+    let bad = std::thread::spawn(move || {
+        let body = json!({"jsonrpc":"2.0","method":"session.login_with_password","params":["root","wrong"],"id":1});
+        raw::post(&addr, "/jsonrpc", body.to_string().as_bytes())
+    });
+    common::wait_for(
+        "the failed login to be logged",
+        std::time::Duration::from_secs(30),
+        || d.log().contains("failed login"),
+    );
+    let line = d
+        .log()
+        .lines()
+        .find(|l| l.contains("failed login"))
+        .unwrap()
+        .to_string();
+    assert!(
+        line.contains("root") && line.contains("answering after 600s"),
+        "{line}"
+    );
+    // The bad login is still waiting; a good one is answered meanwhile.
+    assert!(is_ref(&login_as(&d, PASSWORD)["result"]));
+    assert!(
+        !bad.is_finished(),
+        "the failed login answered before its delay"
+    );
+    drop(d);
+    let _ = bad.join();
+}

@@ -23,6 +23,8 @@ pub struct TestDaemon {
     pub socket: PathBuf,
     child: Option<Child>,
     extra: Vec<String>,
+    /// Whether the daemon gets [`PASSWORD`] through `XAPID_ROOT_PASSWORD`.
+    password_env: bool,
 }
 
 fn free_port() -> u16 {
@@ -68,6 +70,7 @@ impl TestDaemon {
             dir,
             child: None,
             extra: args,
+            password_env: true,
         };
         d.spawn();
         d
@@ -84,6 +87,24 @@ impl TestDaemon {
             dir,
             child: None,
             extra: extra.iter().map(|s| s.to_string()).collect(),
+            password_env: true,
+        };
+        d.spawn();
+        d
+    }
+
+    /// Start a daemon on a state directory the test prepared, without `XAPID_ROOT_PASSWORD`
+    /// (for the other sources of root's first password).
+    pub fn start_prepared(dir: tempfile::TempDir, extra: &[&str]) -> TestDaemon {
+        let socket = dir.path().join("xapi.sock");
+        let mut d = TestDaemon {
+            http: format!("127.0.0.1:{}", free_port()),
+            https: format!("127.0.0.1:{}", free_port()),
+            socket,
+            dir,
+            child: None,
+            extra: extra.iter().map(|s| s.to_string()).collect(),
+            password_env: false,
         };
         d.spawn();
         d
@@ -96,13 +117,20 @@ impl TestDaemon {
 
     fn spawn(&mut self) {
         let log = std::fs::File::create(self.dir.path().join("xapid.log")).unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_xapid"))
-            .args(["--state-dir", self.dir.path().to_str().unwrap()])
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_xapid"));
+        cmd.args(["--state-dir", self.dir.path().to_str().unwrap()])
             .args(["--listen", &self.https, "--http-listen", &self.http])
-            .args(["--socket", self.socket.to_str().unwrap()])
-            .args(["--auth-failure-delay-ms", "200"])
+            .args(["--socket", self.socket.to_str().unwrap()]);
+        // A short failed-login delay keeps tests quick, unless the test sets its own.
+        if !self.extra.iter().any(|a| a == "--auth-failure-delay-ms") {
+            cmd.args(["--auth-failure-delay-ms", "200"]);
+        }
+        match self.password_env {
+            true => cmd.env("XAPID_ROOT_PASSWORD", PASSWORD),
+            false => cmd.env_remove("XAPID_ROOT_PASSWORD"),
+        };
+        let child = cmd
             .args(&self.extra)
-            .env("XAPID_ROOT_PASSWORD", PASSWORD)
             .env("RUST_LOG", "info")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
