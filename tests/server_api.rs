@@ -807,6 +807,31 @@ fn a_generated_root_password_is_written_0600_and_named_in_the_log() {
     );
 }
 
+/// A first start that wrote the generated password but stopped before storing root's
+/// credential: the next start uses that password instead of failing on the existing file.
+#[test]
+fn a_first_start_interrupted_after_writing_the_password_file_resumes() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("root-password");
+    {
+        use std::io::Write;
+        use std::os::unix::fs::OpenOptionsExt;
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&path)
+            .unwrap();
+        writeln!(f, "written-before-the-crash").unwrap();
+    }
+    let d = TestDaemon::start_prepared(dir, &[]);
+    assert!(is_ref(&login_as(&d, "written-before-the-crash")["result"]));
+    assert_eq!(
+        std::fs::read_to_string(&path).unwrap(),
+        "written-before-the-crash\n"
+    );
+}
+
 /// The certificate the HTTPS listener presents, as DER.
 fn served_certificate(d: &TestDaemon) -> Vec<u8> {
     let client = reqwest::blocking::Client::builder()

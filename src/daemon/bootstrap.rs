@@ -103,20 +103,45 @@ pub fn ensure_root_password(server: &Server, config: &Config) -> Result<(), Daem
     } else if let Some(p) = &config.root_password_env {
         p.clone()
     } else {
-        let generated = uuid::Uuid::new_v4().simple().to_string();
-        let path = config.state_dir.join("root-password");
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&path)
-            .map_err(io(format!("writing {}", path.display())))?;
-        writeln!(f, "{generated}").map_err(io(format!("writing {}", path.display())))?;
-        tracing::warn!(path = %path.display(), "generated a root password and wrote it here (mode 0600)");
-        generated
+        generated_root_password(config)?
     };
     auth::set_password(server, "root", &password, crate::model::Role::PoolAdmin)?;
     Ok(())
+}
+
+/// The generated root password: the one in the state directory's `root-password` file if an
+/// earlier first start wrote it but stopped before storing root's credential (its reader may
+/// already have it), otherwise a new one, written there (0600) whole or not at all.
+fn generated_root_password(config: &Config) -> Result<String, DaemonError> {
+    let path = config.state_dir.join("root-password");
+    let shown = path.display();
+    match std::fs::read_to_string(&path) {
+        Ok(text) => {
+            if let Some(password) = text.lines().next().filter(|l| !l.is_empty()) {
+                tracing::warn!(path = %shown, "root has no password yet; using the one generated earlier in this file");
+                return Ok(password.to_string());
+            }
+            // Not written by us (we rename a complete file into place): refuse to guess.
+            return Err(DaemonError::Config(format!("{shown} holds no password")));
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(io(format!("reading {shown}"))(e)),
+    }
+    let generated = uuid::Uuid::new_v4().simple().to_string();
+    let partial = config.state_dir.join("root-password.partial");
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&partial)
+        .map_err(io(format!("writing {}", partial.display())))?;
+    writeln!(f, "{generated}")
+        .and_then(|()| f.sync_all())
+        .map_err(io(format!("writing {}", partial.display())))?;
+    std::fs::rename(&partial, &path).map_err(io(format!("writing {shown}")))?;
+    tracing::warn!(path = %shown, "generated a root password and wrote it here (mode 0600)");
+    Ok(generated)
 }
 
 /// The pool secret, created with the pool on a master's first start.
