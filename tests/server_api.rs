@@ -935,3 +935,136 @@ fn a_delayed_failed_login_holds_up_no_one() {
     drop(d);
     let _ = bad.join();
 }
+
+/// `Async.` calls answer a task at once; the task tells how the call went, as xapi fills it in.
+#[test]
+fn async_calls_answer_a_task_that_tells_the_outcome() {
+    let d = TestDaemon::start_with(&["--memory-total", "8589934592"]);
+    let s = login(&d);
+    let result = |r: Json| -> Json {
+        assert!(r.get("error").is_none(), "{r}");
+        r["result"].clone()
+    };
+    let tasks = |s: &str| result(call(&d, "task.get_all", json!([s])));
+    let done = |task: &Json| -> Json {
+        common::wait_for(
+            "the task to finish",
+            std::time::Duration::from_secs(30),
+            || result(call(&d, "task.get_status", json!([s, task]))) != json!("pending"),
+        );
+        result(call(&d, "task.get_record", json!([s, task])))
+    };
+    let host = result(call(&d, "host.get_all", json!([s])))[0].clone();
+
+    // A call with a result: the task's result is the value's XML-RPC text.
+    let task = result(call(
+        &d,
+        "Async.VM.create",
+        json!([s, {"name_label": "async-vm", "memory_static_max": "1073741824"}]),
+    ));
+    assert!(is_ref(&task), "{task}");
+    let rec = done(&task);
+    let vm = result(call(&d, "VM.get_by_name_label", json!([s, "async-vm"])))[0].clone();
+    assert!(is_ref(&vm));
+    assert_eq!(rec["status"], json!("success"), "{rec}");
+    assert_eq!(
+        rec["result"],
+        json!(format!("<value>{}</value>", vm.as_str().unwrap()))
+    );
+    assert_eq!(rec["name_label"], json!("Async.VM.create"));
+    assert_eq!(rec["progress"], json!(1.0));
+    assert_eq!(rec["error_info"], json!([]));
+    assert_eq!(rec["resident_on"], host);
+    assert!(is_uuid(&rec["uuid"]));
+    for time in ["created", "finished"] {
+        let t = rec[time].as_str().unwrap();
+        assert!(
+            t.len() == 18 && t.ends_with('Z') && !t.starts_with("1970"),
+            "{time}: {t}"
+        );
+    }
+    // A void call: result "", and its effect is there.
+    let task = result(call(&d, "Async.VM.start", json!([s, vm, false, false])));
+    let rec = done(&task);
+    assert_eq!(
+        (&rec["status"], &rec["result"]),
+        (&json!("success"), &json!("")),
+        "{rec}"
+    );
+    assert_eq!(
+        result(call(&d, "VM.get_power_state", json!([s, vm]))),
+        json!("Running")
+    );
+    // A failing call: the same error the synchronous call gives, in error_info.
+    let task = result(call(&d, "Async.VM.start", json!([s, vm, false, false])));
+    let rec = done(&task);
+    let sync = call(&d, "VM.start", json!([s, vm, false, false]))["error"].clone();
+    assert_eq!(sync["message"], json!("VM_BAD_POWER_STATE"), "{sync}");
+    let mut expected = vec![sync["message"].clone()];
+    expected.extend(sync["data"].as_array().unwrap().iter().cloned());
+    assert_eq!(rec["status"], json!("failure"), "{rec}");
+    assert_eq!(rec["error_info"], json!(expected));
+    assert_eq!(rec["progress"], json!(1.0));
+    let failed = task;
+
+    // What fails the checks fails at once, naming the async method, and makes no task.
+    let before = tasks(&s);
+    let e = call(&d, "Async.pool.nonexistent", json!([s]))["error"].clone();
+    assert_eq!(e["data"], json!(["Async.pool.nonexistent"]), "{e}");
+    for m in ["Async.session.login_with_password", "Async.VM.get_record"] {
+        let e = call(&d, m, json!([s, vm]))["error"].clone();
+        assert_eq!(e["message"], json!("MESSAGE_METHOD_UNKNOWN"), "{m}: {e}");
+    }
+    let e = call(&d, "Async.VM.start", json!([s, vm]))["error"].clone();
+    assert_eq!(e["data"], json!(["Async.VM.start", "3", "1"]), "{e}");
+    let e = call(
+        &d,
+        "Async.VM.start",
+        json!(["OpaqueRef:forged", vm, false, false]),
+    )["error"]
+        .clone();
+    assert_eq!(e["message"], json!("SESSION_INVALID"));
+    result(call(
+        &d,
+        "user.create_local",
+        json!([s, "bob", "bob-pw", "read-only"]),
+    ));
+    let bob = result(rpc(
+        &d,
+        json!({"jsonrpc":"2.0","method":"session.login_with_password","params":["bob","bob-pw"],"id":1}),
+    ));
+    let bob = bob.as_str().unwrap();
+    let e = call(&d, "Async.VM.hard_shutdown", json!([bob, vm]))["error"].clone();
+    assert_eq!(e["message"], json!("RBAC_PERMISSION_DENIED"), "{e}");
+    assert_eq!(tasks(&s), before, "no task for a refused call");
+    assert_eq!(
+        result(call(&d, "VM.get_power_state", json!([s, vm]))),
+        json!("Running")
+    );
+
+    // A read-only user's own task runs with its role; it may destroy its own task, not root's.
+    let own = result(call(
+        &d,
+        "Async.host.get_local_database_generation",
+        json!([bob]),
+    ));
+    let rec = done(&own);
+    assert_eq!(rec["status"], json!("success"), "{rec}");
+    let text = rec["result"].as_str().unwrap();
+    let generation: u64 = text
+        .strip_prefix("<value>")
+        .and_then(|t| t.strip_suffix("</value>"))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("an untyped int: {text}"));
+    assert!(generation > 0);
+    let e = call(&d, "task.destroy", json!([bob, failed]))["error"].clone();
+    assert_eq!(e["message"], json!("RBAC_PERMISSION_DENIED"), "{e}");
+    result(call(&d, "task.destroy", json!([bob, own])));
+    result(call(&d, "task.destroy", json!([s, failed])));
+    let left = tasks(&s);
+    assert!(
+        !left.as_array().unwrap().contains(&failed) && !left.as_array().unwrap().contains(&own)
+    );
+    let e = call(&d, "task.get_record", json!([s, failed]))["error"].clone();
+    assert_eq!(e["data"], json!(["task", failed]));
+}

@@ -129,6 +129,15 @@ pub static EXPLICIT: &[MessageDecl] = &[
     ),
     msg("session", "logout", &[], None, "Log out of a session").role(Role::ReadOnly),
     msg("session", "local_logout", &[], None, "Log out of local session.").role(Role::ReadOnly),
+    // Who may destroy which task (its starter, or pool-admin) is checked by the server.
+    msg(
+        "task",
+        "destroy",
+        &[p("self", Ty::Ref("task"))],
+        None,
+        "Destroy the task object",
+    )
+    .role(Role::ReadOnly),
     msg(
         "pool",
         "enable_ha",

@@ -1,24 +1,36 @@
 //! From a method name and wire values to a result: look the message up in the model's
 //! registry, check the parameter count and the session exactly as xapi's generated server
 //! does (count first, then session, then the caller's role), bring each parameter to its
-//! declared type, then run it.
+//! declared type, then run it. An `Async.` call passes the same checks before it gets its task.
 
 use std::sync::Arc;
 
 use super::membership::PoolRole;
 use super::{auth, explicit, generic, Server, Transport};
 use crate::model::errors::code;
-use crate::model::{api, roles, ApiError, Kind, Role, Value};
+use crate::model::{api, roles, ApiError, Kind, Message, Role, Value};
 
-/// Run one API call.
+/// Run one API call. `Async.<class>.<message>` answers a task at once and runs the call in
+/// the background ([`super::tasks`]).
 pub async fn call(
     server: &Arc<Server>,
     transport: Transport,
     method: &str,
     params: Vec<Value>,
 ) -> Result<Value, ApiError> {
-    // `Async.` calls run synchronously for now: the result is the same, only later.
-    let method = method.strip_prefix("Async.").unwrap_or(method);
+    match method.strip_prefix("Async.") {
+        Some(inner) => super::tasks::start(server, transport, method, inner, params).await,
+        None => run(server, transport, method, params).await,
+    }
+}
+
+/// Run a call now and answer its outcome.
+pub(crate) async fn run(
+    server: &Arc<Server>,
+    transport: Transport,
+    method: &str,
+    params: Vec<Value>,
+) -> Result<Value, ApiError> {
     // Ordinary calls hold the write gate (shared) until their writes are replicated; a master
     // handover takes it exclusively. Pool-internal calls never wait for it: the handover itself
     // needs them.
@@ -26,9 +38,46 @@ pub async fn call(
         true => None,
         false => Some(server.membership.write_gate.read().await),
     };
+    let Admitted { msg, session, args } = admit(server, method, method, params)?;
+    let outcome = match msg.kind {
+        Kind::Explicit(decl) => {
+            explicit::call(server, transport, session.as_deref(), decl, args).await
+        }
+        kind => generic::call(server, msg, kind, args),
+    };
+    // Acknowledge only once every write so far is on every reachable member.
+    let generation = server.db.read().generation();
+    server.membership.wait_replicated(generation).await;
+    if let Err(e) = &outcome {
+        tracing::debug!(method, error = %e, "call failed");
+    }
+    outcome
+}
+
+/// A call that passed every check, ready to run.
+pub(crate) struct Admitted {
+    /// The message called.
+    pub msg: &'static Message,
+    /// The caller's session, for messages that take one.
+    pub session: Option<String>,
+    /// The parameters after the session, each of its declared type, defaults filled in.
+    pub args: Vec<Value>,
+}
+
+/// xapi's checks before a call runs, in its order: the method exists (`called` is the name
+/// errors give, `Async.` included; as in xapi, only declared messages that take a session
+/// have an async form, not the generated getters and setters), this
+/// host serves it, the parameter count, the session, the caller's role, each parameter's type.
+pub(crate) fn admit(
+    server: &Server,
+    called: &str,
+    method: &str,
+    params: Vec<Value>,
+) -> Result<Admitted, ApiError> {
     let msg = api()
         .lookup(method)
-        .ok_or_else(|| ApiError::method_unknown(method))?;
+        .filter(|m| called == method || (m.session && matches!(m.kind, Kind::Explicit(_))))
+        .ok_or_else(|| ApiError::method_unknown(called))?;
     match server.membership.role() {
         PoolRole::Member { master } if !runs_on_members(method) => {
             // Over the local socket the HTTP layer forwards to the master before we get here.
@@ -44,7 +93,7 @@ pub async fn call(
     let received = params.len() as i64 - i64::from(msg.session);
     let required = msg.required_params();
     if received < required as i64 || received > msg.params.len() as i64 {
-        return Err(ApiError::parameter_count(method, required, received));
+        return Err(ApiError::parameter_count(called, required, received));
     }
     let mut params = params.into_iter();
     let session = match msg.session {
@@ -79,19 +128,7 @@ pub async fn call(
             return Err(permission_denied(method, Role::PoolAdmin));
         }
     }
-    let outcome = match msg.kind {
-        Kind::Explicit(decl) => {
-            explicit::call(server, transport, session.as_deref(), decl, args).await
-        }
-        kind => generic::call(server, msg, kind, args),
-    };
-    // Acknowledge only once every write so far is on every reachable member.
-    let generation = server.db.read().generation();
-    server.membership.wait_replicated(generation).await;
-    if let Err(e) = &outcome {
-        tracing::debug!(method, error = %e, "call failed");
-    }
-    outcome
+    Ok(Admitted { msg, session, args })
 }
 
 /// xapi's refusal of a call the caller's role does not allow.

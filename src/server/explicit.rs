@@ -64,6 +64,11 @@ pub async fn call(
         ("session", "logout" | "local_logout") => {
             auth::logout(server, session.expect("session message"))
         }
+        ("task", "destroy") => super::tasks::destroy(
+            server,
+            session.expect("session message"),
+            &str_arg(&args, 0),
+        ),
 
         // ---- HA: the pool-level switches ----
         ("pool", "enable_ha") => ha::enable(server, &args[0], &args[1]).await,

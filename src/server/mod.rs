@@ -17,6 +17,7 @@ pub mod http;
 pub mod membership;
 pub mod peer;
 pub mod storage;
+pub mod tasks;
 pub mod vm;
 
 use std::path::PathBuf;
@@ -82,6 +83,8 @@ pub struct Server {
     pub membership: membership::Membership,
     /// This host's HA agent and what it last reported.
     pub ha: ha::Runtime,
+    /// Who started each task of an `Async.` call.
+    pub tasks: tasks::Owners,
 }
 
 impl Server {
@@ -100,6 +103,7 @@ impl Server {
             domains: Domains::default(),
             membership,
             ha: ha::Runtime::default(),
+            tasks: tasks::Owners::default(),
         }
     }
 }

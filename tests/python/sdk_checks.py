@@ -62,6 +62,35 @@ check(failure(x.VM.get_by_uuid, "deadbeef") == ["UUID_INVALID", "VM", "deadbeef"
 check(failure(x.pool.set_ha_host_failures_to_tolerate, pools[0], "-1")
       == ["INVALID_VALUE", "ha_host_failures_to_tolerate", "-1"], "negative failures to tolerate")
 
+# Async calls answer a task at once; the task carries the outcome, its result as XML-RPC text.
+import time
+
+
+def finished(task):
+    deadline = time.monotonic() + 30
+    while x.task.get_status(task) == "pending":
+        if time.monotonic() > deadline:
+            raise AssertionError("task %s still pending" % task)
+        time.sleep(0.05)
+    return x.task.get_record(task)
+
+
+free = x.host.compute_free_memory(host_ref)
+task = x.Async.host.compute_free_memory(host_ref)
+check(task.startswith("OpaqueRef:") and task in x.task.get_all(), "Async answers a task: %r" % task)
+rec = finished(task)
+check(rec["status"] == "success" and rec["name_label"] == "Async.host.compute_free_memory", "%r" % rec)
+check(x.task.get_result(task) == "<value>%s</value>" % free, "task result: %r" % rec["result"])
+check(rec["progress"] == 1.0 and x.task.get_error_info(task) == [], "progress and no error: %r" % rec)
+x.task.destroy(task)
+check(task not in x.task.get_all(), "task.destroy forgets the task")
+task = x.Async.VM.start("OpaqueRef:NULL", False, False)
+rec = finished(task)
+check(rec["status"] == "failure" and rec["error_info"] == ["HANDLE_INVALID", "VM", "OpaqueRef:NULL"],
+      "a failed async call: %r" % rec)
+check(failure(x.Async.pool.frobnicate) == ["MESSAGE_METHOD_UNKNOWN", "Async.pool.frobnicate"],
+      "an unknown async method fails at once")
+
 # A bad password.
 bad = XenAPI.Session(url)
 details = failure(bad.xenapi.login_with_password, "root", "not-the-password", "1.0", "xenha-sdk-test")
