@@ -830,6 +830,15 @@ fn a_first_start_interrupted_after_writing_the_password_file_resumes() {
         std::fs::read_to_string(&path).unwrap(),
         "written-before-the-crash\n"
     );
+    // A file left empty (created, then the daemon stopped before writing) held nothing anyone
+    // could have read: a new password replaces it.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("root-password");
+    std::fs::write(&path, "").unwrap();
+    let d = TestDaemon::start_prepared(dir, &[]);
+    let text = std::fs::read_to_string(&path).unwrap();
+    assert!(is_ref(&login_as(&d, text.trim_end())["result"]), "{text:?}");
+    assert_eq!(mode_of(&path), 0o600);
 }
 
 /// The certificate the HTTPS listener presents, as DER.

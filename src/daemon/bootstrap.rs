@@ -121,8 +121,8 @@ fn generated_root_password(config: &Config) -> Result<String, DaemonError> {
                 tracing::warn!(path = %shown, "root has no password yet; using the one generated earlier in this file");
                 return Ok(password.to_string());
             }
-            // Not written by us (we rename a complete file into place): refuse to guess.
-            return Err(DaemonError::Config(format!("{shown} holds no password")));
+            // An empty file (left by a version that wrote in place) told no one anything:
+            // replace it.
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
         Err(e) => return Err(io(format!("reading {shown}"))(e)),
