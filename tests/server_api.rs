@@ -908,6 +908,12 @@ fn host_memory_is_meminfos_unless_configured() {
     assert!(d.stop().success());
     d.restart_with("--memory-total", "68719476736");
     assert_eq!(memory(&d), json!(68719476736_i64));
+    // The same override from the config file.
+    let conf_dir = tempfile::tempdir().unwrap();
+    let conf = conf_dir.path().join("xapid.toml");
+    std::fs::write(&conf, "memory_total = 34359738368\n").unwrap();
+    let d = TestDaemon::start_with(&["--config", conf.to_str().unwrap()]);
+    assert_eq!(memory(&d), json!(34359738368_i64));
 }
 
 /// A failed login is delayed and logged, and the delay holds up no one else: a good login
