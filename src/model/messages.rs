@@ -153,7 +153,7 @@ pub static EXPLICIT: &[MessageDecl] = &[
         &[p("configuration", Ty::Map(&Ty::Ref("VM"), &Ty::String))],
         Some(Ty::Int),
         "Returns the maximum number of host failures we could tolerate before we would be unable to restart the provided VMs",
-    ).role(Role::PoolOperator),
+    ).role(Role::ReadOnly),
     msg(
         "pool",
         "ha_failover_plan_exists",
@@ -184,21 +184,21 @@ pub static EXPLICIT: &[MessageDecl] = &[
         &[],
         None,
         "Instruct a slave already in a pool that the master has changed",
-    ),
+    ).role(Role::PoolOperator),
     msg(
         "pool",
         "emergency_reset_master",
         &[p("master_address", Ty::String)],
         None,
         "Instruct a slave already in a pool that the master has changed",
-    ),
+    ).role(Role::PoolOperator),
     msg(
         "pool",
         "recover_slaves",
         &[],
         Some(Ty::Set(&Ty::Ref("host"))),
         "Instruct a pool master, M, to try and contact its slaves and, if slaves are in emergency mode, reset their master address to M.",
-    ),
+    ).role(Role::PoolOperator),
     msg(
         "host",
         "emergency_ha_disable",
@@ -239,7 +239,7 @@ pub static EXPLICIT: &[MessageDecl] = &[
         None,
         "Instruct host to join a new pool",
     )
-    .role(Role::PoolAdmin),
+    .role(Role::PoolOperator),
     msg(
         "pool",
         "join_force",
@@ -247,7 +247,7 @@ pub static EXPLICIT: &[MessageDecl] = &[
         None,
         "Instruct host to join a new pool",
     )
-    .role(Role::PoolAdmin),
+    .role(Role::PoolOperator),
     msg(
         "host",
         "compute_free_memory",
@@ -338,7 +338,7 @@ pub static EXPLICIT: &[MessageDecl] = &[
         &[p("host", Ty::Ref("host"))],
         None,
         "Perform an orderly handover of the role of master to the referenced host.",
-    ),
+    ).role(Role::PoolOperator),
     internal(
         "pool",
         "internal_become_master",
@@ -362,8 +362,8 @@ pub static EXPLICIT: &[MessageDecl] = &[
         None,
         "Pool-internal: stop (or restart) this host's daemon.",
     ),
-    msg("pool", "eject", &[p("host", Ty::Ref("host"))], None, "Instruct a pool master to eject a host from the pool"),
-    msg("host", "destroy", &[p("self", Ty::Ref("host"))], None, "Destroy specified host record in database"),
+    msg("pool", "eject", &[p("host", Ty::Ref("host"))], None, "Instruct a pool master to eject a host from the pool").role(Role::PoolOperator),
+    msg("host", "destroy", &[p("self", Ty::Ref("host"))], None, "Destroy specified host record in database").role(Role::PoolOperator),
     internal(
         "host",
         "internal_start_domain",
