@@ -303,3 +303,72 @@ fn host_reboot_and_shutdown_stop_the_daemon_only_when_safe() {
     a.call("host.shutdown", vec![a.host()]);
     assert!(d.wait_exit(Duration::from_secs(20)).success());
 }
+
+/// A daemon of its own on 127.0.3.`last` (this file's multi-process address range).
+fn daemon_at(last: u8, extra: &[&str]) -> TestDaemon {
+    let ip = format!("127.0.3.{last}");
+    let port = std::net::TcpListener::bind(format!("{ip}:0"))
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    TestDaemon::start_at(&ip, port, extra)
+}
+
+fn xe_ok(d: &TestDaemon, args: &[&str]) -> String {
+    let (code, out, err) = common::xe(d, args);
+    assert!(
+        code == 0 && err.is_empty(),
+        "xe {args:?}: {code} {out} {err}"
+    );
+    out.trim_end().to_string()
+}
+
+/// A command that does not exec keeps `sh` as the parent of what it runs: `vm-shutdown` (clean
+/// or forced) must end those grandchildren too, not only the shell.
+#[test]
+fn vm_shutdown_ends_everything_the_domain_started() {
+    let d = daemon_at(10, &["--memory-total", &(4 * GIB).to_string()]);
+    for (name, force) in [("clean", false), ("forced", true)] {
+        let pidfile = d.state_dir().join(format!("{name}.pid"));
+        let cmd = format!("sleep 300 & echo $! > {}; wait; true", pidfile.display());
+        let vm = xe_ok(
+            &d,
+            &[
+                "vm-create",
+                &format!("name-label={name}"),
+                "memory-static-max=1GiB",
+            ],
+        );
+        xe_ok(
+            &d,
+            &[
+                "vm-param-set",
+                &format!("uuid={vm}"),
+                &format!("other-config:command={cmd}"),
+            ],
+        );
+        xe_ok(&d, &["vm-start", &format!("uuid={vm}")]);
+        wait_for("the grandchild's pid", || {
+            std::fs::read_to_string(&pidfile).is_ok_and(|p| p.ends_with('\n'))
+        });
+        let grandchild = std::fs::read_to_string(&pidfile)
+            .unwrap()
+            .trim()
+            .to_string();
+        assert!(pid_alive(&grandchild));
+        let uuid = format!("uuid={vm}");
+        let mut args = vec!["vm-shutdown", uuid.as_str()];
+        if force {
+            args.push("--force");
+        }
+        xe_ok(&d, &args);
+        assert_eq!(
+            xe_ok(&d, &["vm-param-get", &uuid, "param-name=power-state"]),
+            "halted"
+        );
+        wait_for("the grandchild to end with its domain", || {
+            !pid_alive(&grandchild)
+        });
+    }
+}

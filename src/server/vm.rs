@@ -232,7 +232,7 @@ async fn stop_domain(
     grace: Duration,
 ) -> Result<(), ApiError> {
     if host == server.this_host {
-        server.domains.stop(uuid, grace);
+        server.domains.stop(uuid, grace).await;
         return Ok(());
     }
     let address = host_address(server, host)?;
