@@ -372,3 +372,52 @@ fn vm_shutdown_ends_everything_the_domain_started() {
         });
     }
 }
+
+/// xapi's `VM.set_order`, `set_start_delay` and `set_shutdown_delay` refuse negative values
+/// with `INVALID_VALUE`; a refusal leaves the field as it was, through the API and through xe.
+#[test]
+fn negative_order_and_delays_are_refused() {
+    let d = daemon_at(11, &["--memory-total", &(4 * GIB).to_string()]);
+    let a = Api::new(&d);
+    let vm = a.vm("seq", GIB, None);
+    let uuid = a.call("VM.get_uuid", vec![vm.clone()]);
+    let uuid = format!("uuid={}", uuid.as_str().unwrap());
+    for (field, xe_name) in [
+        ("order", "order"),
+        ("start_delay", "start-delay"),
+        ("shutdown_delay", "shutdown-delay"),
+    ] {
+        a.call(&format!("VM.set_{field}"), vec![vm.clone(), json!("2")]);
+        let (code, data) = a.fail(&format!("VM.set_{field}"), vec![vm.clone(), json!("-1")]);
+        assert_eq!(
+            (code.as_str(), data),
+            (
+                "INVALID_VALUE",
+                json!([format!("{field} must be non-negative"), "-1"])
+            )
+        );
+        let (code, out, err) = common::xe(&d, &["vm-param-set", &uuid, &format!("{xe_name}=-5")]);
+        assert_eq!(
+            (code, out.as_str(), err),
+            (
+                1,
+                "",
+                format!(
+                    "The value given is invalid\nfield: {field} must be non-negative\nvalue: -5\n"
+                )
+            )
+        );
+        assert_eq!(
+            xe_ok(
+                &d,
+                &["vm-param-get", &uuid, &format!("param-name={xe_name}")]
+            ),
+            "2"
+        );
+        xe_ok(&d, &["vm-param-set", &uuid, &format!("{xe_name}=0")]);
+        assert_eq!(
+            a.call(&format!("VM.get_{field}"), vec![vm.clone()]),
+            json!(0)
+        );
+    }
+}
