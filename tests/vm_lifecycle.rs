@@ -292,13 +292,23 @@ fn host_reboot_and_shutdown_stop_the_daemon_only_when_safe() {
     );
     a.call("VM.hard_shutdown", vec![vm.clone()]);
 
-    // Reboot: the daemon restarts in place and serves again.
+    // Reboot: the daemon restarts in place and serves again. As in xapi, a restart enables
+    // the host again: host.disable's auto_enable defaults to true.
     a.call("host.reboot", vec![host.clone()]);
     wait_for("the daemon to come back", || {
         d.log().matches("xapid ready").count() == 2
     });
     let a = Api::new(&d);
     assert_eq!(a.call("VM.get_name_label", vec![vm]), json!("busy"));
+    assert_eq!(a.call("host.get_enabled", vec![host.clone()]), json!(true));
+    // Disabled with auto_enable=false, it stays disabled across a restart.
+    a.call("host.disable", vec![host.clone(), json!(false)]);
+    a.call("host.reboot", vec![host.clone()]);
+    wait_for("the daemon to come back", || {
+        d.log().matches("xapid ready").count() == 3
+    });
+    let a = Api::new(&d);
+    assert_eq!(a.call("host.get_enabled", vec![host.clone()]), json!(false));
     // Shutdown: the daemon stops, cleanly.
     a.call("host.shutdown", vec![a.host()]);
     assert!(d.wait_exit(Duration::from_secs(20)).success());

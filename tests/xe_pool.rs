@@ -840,3 +840,51 @@ fn three_hosts_joined_with_xe_run_and_move_vms() {
     assert_eq!((resident("v1"), resident("v2")), (ha.into(), ha.into()));
     assert_eq!((free(ha), free(hb)), (8 * GIB - (4608 << 20), 4 * GIB));
 }
+
+/// xapi's auto-enable: a member disabled and rebooted comes back enabled, unless it was
+/// disabled with `auto-enable=false`; `host-enable` turns the switch back on.
+#[test]
+fn a_rebooted_member_enables_itself_unless_told_not_to() {
+    let port = free_port();
+    let master = TestDaemon::start_at("127.0.3.5", port, &[]);
+    let member = TestDaemon::start_at("127.0.3.6", port, &[]);
+    let uuid = ok(xe(&member, &["host-list", "params=uuid", "--minimal"]));
+    let uuid = format!("uuid={}", uuid.trim_end());
+    join_at(&member, "127.0.3.5");
+    let enabled = || {
+        ok(xe(
+            &master,
+            &["host-param-get", &uuid, "param-name=enabled"],
+        ))
+    };
+    let reboot = |times: usize| {
+        ok(xe(&master, &["host-reboot", &uuid]));
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while member.log().matches("xapid ready").count() < times {
+            assert!(std::time::Instant::now() < deadline, "{}", member.log());
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    };
+
+    ok(xe(&master, &["host-disable", &uuid, "auto-enable=false"]));
+    reboot(2);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !member.log().contains("auto-enable is off") {
+        assert!(std::time::Instant::now() < deadline, "{}", member.log());
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert_eq!(enabled(), "false\n");
+
+    ok(xe(&master, &["host-enable", &uuid]));
+    ok(xe(&master, &["host-disable", &uuid]));
+    reboot(3);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while enabled() != "true\n" {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the member stayed disabled:\n{}",
+            member.log()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}

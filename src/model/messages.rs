@@ -366,6 +366,20 @@ pub static EXPLICIT: &[MessageDecl] = &[
     msg("host", "destroy", &[p("self", Ty::Ref("host"))], None, "Destroy specified host record in database").role(Role::PoolOperator),
     internal(
         "host",
+        "internal_set_auto_enable",
+        &[p("secret", Ty::String), p("on", Ty::Bool)],
+        None,
+        "Pool-internal: record on this host whether its next restart enables it (xapi's host_auto_enable).",
+    ),
+    internal(
+        "host",
+        "internal_enable_after_restart",
+        &[p("secret", Ty::String), p("host", Ty::Ref("host"))],
+        Some(Ty::Bool),
+        "Pool-internal (to the master): this member restarted with auto-enable on; enable it if it is disabled.",
+    ),
+    internal(
+        "host",
         "internal_start_domain",
         &[p("secret", Ty::String), p("vm", Ty::String), p("command", Ty::String)],
         None,

@@ -6,7 +6,9 @@ use std::sync::Arc;
 
 use super::generic::{check_memory_order, set_field};
 use super::ha_plan::Protection;
-use super::{alerts, auth, ha, ha_plan, membership, now_ms, storage, vm, Server, Transport};
+use super::{
+    alerts, auth, ha, ha_plan, maintenance, membership, now_ms, storage, vm, Server, Transport,
+};
 use crate::model::classes::{HOST, USER, VM, VM_METRICS};
 use crate::model::errors::code;
 use crate::model::messages::MessageDecl;
@@ -131,20 +133,28 @@ pub async fn call(
         }
 
         // ---- host maintenance ----
-        ("host", "disable" | "enable") => {
-            let host = str_arg(&args, 0);
-            let enabled = decl.name == "enable";
-            // set_field refuses a disable that would break the failover plan, in this write.
-            let done = server.db.write(|t| {
-                set_field(
-                    t,
-                    &HOST,
-                    &host,
-                    HOST.field("enabled").expect("declared"),
-                    Value::Bool(enabled),
-                )
-            });
+        ("host", "disable") => {
+            let auto_enable = args[1].as_bool().unwrap_or(true);
+            let done = maintenance::disable(server, &str_arg(&args, 0), auto_enable).await;
             replanned(server, done.map(|()| Value::void()))
+        }
+        ("host", "enable") => {
+            let done = maintenance::enable(server, &str_arg(&args, 0)).await;
+            replanned(server, done.map(|()| Value::void()))
+        }
+        ("host", "internal_set_auto_enable") => maintenance::internal_set_auto_enable(
+            server,
+            &str_arg(&args, 0),
+            args[1].as_bool().unwrap_or(true),
+        )
+        .map(|()| Value::void()),
+        ("host", "internal_enable_after_restart") => {
+            let enabled = maintenance::internal_enable_after_restart(
+                server,
+                &str_arg(&args, 0),
+                &str_arg(&args, 1),
+            );
+            replanned(server, enabled.map(Value::Bool))
         }
         ("host", "evacuate") => replanned(server, vm::evacuate(server, &str_arg(&args, 0)).await),
         ("SR", "create") => {
