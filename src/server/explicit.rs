@@ -237,6 +237,11 @@ pub async fn call(
         ("pool", "internal_eject") => membership::ejected(server, &str_arg(&args, 0)),
 
         // ---- VMs ----
+        // `force` (the last parameter of start and start_on) is read by no one, as in effect
+        // in xapi here: xapi's VM.start uses it only to skip the memory-constraint check of
+        // VMs with nested virtualisation or SR-IOV vGPUs and to pass `--force` to the domain
+        // builder, none of which exists without a hypervisor. It never overrides a disabled
+        // host, host memory, CPU compatibility or the failover plan.
         ("VM", "start") => {
             let started = vm::start(
                 server,
