@@ -431,3 +431,55 @@ fn negative_order_and_delays_are_refused() {
         );
     }
 }
+
+/// A host's own memory overhead (`memory_overhead` in the TOML config) counts against what VMs
+/// may use: a VM that would fit in the total does not fit in the total less the overhead.
+#[test]
+fn the_hosts_memory_overhead_is_not_for_vms() {
+    let config = tempfile::tempdir().unwrap();
+    let path = config.path().join("xapid.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "memory_total = {}\nmemory_overhead = {}\n",
+            4 * GIB,
+            GIB / 2
+        ),
+    )
+    .unwrap();
+    let d = daemon_at(12, &["--config", path.to_str().unwrap()]);
+    let a = Api::new(&d);
+    let host = a.host();
+    assert_eq!(
+        a.call("host.get_memory_overhead", vec![host.clone()]),
+        json!(GIB / 2)
+    );
+    assert_eq!(a.free(), 4 * GIB - GIB / 2);
+    assert_eq!(
+        a.call("host.compute_free_memory", vec![host.clone()]),
+        json!(4 * GIB - GIB / 2)
+    );
+    let vm = a.vm("almost-all", 4 * GIB - GIB / 4, None);
+    let (code, data) = a.fail(
+        "VM.start_on",
+        vec![vm.clone(), host.clone(), json!(false), json!(false)],
+    );
+    assert_eq!(
+        (code.as_str(), data),
+        (
+            "HOST_NOT_ENOUGH_FREE_MEMORY",
+            json!([
+                (4 * GIB - GIB / 4).to_string(),
+                (4 * GIB - GIB / 2).to_string()
+            ])
+        )
+    );
+    assert_eq!(
+        a.call("VM.get_power_state", vec![vm.clone()]),
+        json!("Halted")
+    );
+    // What is left after the overhead is all there for VMs.
+    let fits = a.vm("all-that-is-left", 4 * GIB - GIB / 2, None);
+    a.call("VM.start_on", vec![fits, host, json!(false), json!(false)]);
+    assert_eq!(a.free(), 0);
+}
