@@ -119,6 +119,9 @@ fn a_vm_operator_cannot_do_a_pool_admins_work() {
     denied("pool.eject", json!([alice, host]), pool_ops);
     denied("pool.designate_new_master", json!([alice, host]), pool_ops);
     denied("host.destroy", json!([alice, host]), pool_ops);
+    // The old underscore form of a method name is the same permission, named as xapi names it.
+    let r = rpc(&d, "VM_set_name_label", json!([alice, vm, "renamed"]));
+    assert_eq!(r["error"]["data"][0], json!("vm.set_name_label"), "{r}");
     assert_eq!(everything(&d, &root), before, "refusals change nothing");
 
     // A pool-operator gets past RBAC for them: what stops it is the pool, not its role.

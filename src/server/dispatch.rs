@@ -60,7 +60,7 @@ pub async fn call(
             return Err(ApiError::new(
                 "RBAC_PERMISSION_DENIED",
                 [
-                    method.to_lowercase(),
+                    msg.wire_name().to_lowercase(),
                     format!(
                         "No permission in user session. (Roles with this permission: {})",
                         needed.holders().join(", ")
