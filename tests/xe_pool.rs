@@ -828,7 +828,9 @@ fn three_hosts_joined_with_xe_run_and_move_vms() {
     assert_eq!((free(ha), free(hb), free(hc)), (8 * GIB, GIB, 3 * GIB / 2));
 
     // Back to the master; then a target dies after the plan was made: the move already done
-    // is undone, so the evacuation still moves nothing.
+    // is undone, so the evacuation still moves nothing. The master still counts C live when
+    // it plans (it takes three missed pings, a second apart, to say otherwise); the first
+    // move's replication finds C gone, and the move to C fails with HOST_OFFLINE.
     ok(xe(&a, &["vm-migrate", "vm=v1", &format!("host={ha}")]));
     ok(xe(&a, &["vm-migrate", "vm=v2", &format!("host={ha}")]));
     c.kill9();
