@@ -118,6 +118,7 @@ fn operations_that_would_break_the_failover_plan_are_refused_unless_overcommit_i
         ips,
         sr_uuid,
         shared: _shared,
+        ..
     } = common::ha_pool(121, &[10, 8, 8]);
     let d = &hosts[0];
     let (a, b, c) = (

@@ -424,6 +424,61 @@ fn a_host_that_cannot_rejoin_tries_again_until_it_can() {
     }
 }
 
+/// Membership is frozen while HA is on: `xe pool-eject` and `xe pool-join` are refused with
+/// `HA_IS_ENABLED` and change nothing.
+#[test]
+fn pool_eject_and_join_are_refused_while_ha_is_enabled() {
+    let p = common::ha_pool_at("127.0.3", 20, &[8, 8]);
+    p.enable_ha("2");
+    let master = &p.hosts[0];
+    let hosts_before = xe(master, &["host-list", "params=uuid", "--minimal"]);
+    let member = host_by_ip(master, &p.ips[1]);
+    let member_uuid = try_call(master, "host.get_uuid", vec![member]).unwrap();
+    let (code, out, err) = xe(
+        master,
+        &[
+            "pool-eject",
+            &format!("host-uuid={}", member_uuid.as_str().unwrap()),
+            "--force",
+        ],
+    );
+    assert_eq!(
+        (code, out.as_str(), err.as_str()),
+        (
+            1,
+            "",
+            "The operation could not be performed because HA is enabled on the Pool\n"
+        )
+    );
+    let newcomer = TestDaemon::start_at("127.0.3.30", p.port, &[]);
+    let alone = xe(&newcomer, &["host-list", "params=uuid", "--minimal"]);
+    let (code, out, err) = xe(
+        &newcomer,
+        &[
+            "pool-join",
+            &format!("master-address={}", p.ips[0]),
+            "master-username=root",
+            &format!("master-password={PASSWORD}"),
+        ],
+    );
+    assert_eq!(
+        (code, out.as_str(), err.as_str()),
+        (
+            1,
+            "",
+            "The operation could not be performed because HA is enabled on the Pool\n"
+        )
+    );
+    assert_eq!(
+        xe(&newcomer, &["host-list", "params=uuid", "--minimal"]),
+        alone
+    );
+    assert_eq!(
+        xe(master, &["host-list", "params=uuid", "--minimal"]),
+        hosts_before
+    );
+}
+
 /// Benchmark, not a check: the failover timeline of real processes after `kill -9` of the
 /// master, for `HA_BENCH_T` seconds (default 2). Prints milliseconds from the kill to a member
 /// answering as master and to the protected VM running again.

@@ -93,12 +93,71 @@ fn a_vm_operator_cannot_do_a_pool_admins_work() {
         json!([alice, "mallory", "pw", "pool-admin"]),
         "pool-admin",
     );
+    // Pool membership and emergency calls are pool-operator's in xapi, not pool-admin's only.
+    let host = ok(&d, "host.get_all", json!([alice]))[0].clone();
     denied(
         "pool.emergency_transition_to_master",
         json!([alice]),
-        "pool-admin",
+        pool_ops,
     );
+    denied(
+        "pool.emergency_reset_master",
+        json!([alice, "192.0.2.1"]),
+        pool_ops,
+    );
+    denied("pool.recover_slaves", json!([alice]), pool_ops);
+    denied(
+        "pool.join",
+        json!([alice, "192.0.2.1", "root", "pw"]),
+        pool_ops,
+    );
+    denied(
+        "pool.join_force",
+        json!([alice, "192.0.2.1", "root", "pw"]),
+        pool_ops,
+    );
+    denied("pool.eject", json!([alice, host]), pool_ops);
+    denied("pool.designate_new_master", json!([alice, host]), pool_ops);
+    denied("host.destroy", json!([alice, host]), pool_ops);
+    // The old underscore form of a method name is the same permission, named as xapi names it.
+    let r = rpc(&d, "VM_set_name_label", json!([alice, vm, "renamed"]));
+    assert_eq!(r["error"]["data"][0], json!("vm.set_name_label"), "{r}");
     assert_eq!(everything(&d, &root), before, "refusals change nothing");
+
+    // A pool-operator gets past RBAC for them: what stops it is the pool, not its role.
+    ok(
+        &d,
+        "user.create_local",
+        json!([root, "olga", "olga-pw", "pool-operator"]),
+    );
+    let olga = login(&d, "olga", "olga-pw");
+    let before = everything(&d, &root);
+    for (method, params, code) in [
+        (
+            "pool.eject",
+            json!([olga, host]),
+            "HOST_CANNOT_DESTROY_SELF",
+        ),
+        (
+            "host.destroy",
+            json!([olga, host]),
+            "HOST_CANNOT_DESTROY_SELF",
+        ),
+    ] {
+        assert_eq!(
+            rpc(&d, method, params)["error"]["message"],
+            json!(code),
+            "{method}"
+        );
+    }
+    assert_eq!(everything(&d, &root), before, "refusals change nothing");
+    // Computing a hypothetical failover capacity only reads: xapi lets read-only users do it.
+    assert!(ok(
+        &d,
+        "pool.ha_compute_hypothetical_max_host_failures_to_tolerate",
+        json!([alice, {vm.as_str().unwrap(): "restart"}])
+    )
+    .is_i64());
 
     // What it may do: read, and run VMs.
     assert_eq!(

@@ -292,14 +292,194 @@ fn host_reboot_and_shutdown_stop_the_daemon_only_when_safe() {
     );
     a.call("VM.hard_shutdown", vec![vm.clone()]);
 
-    // Reboot: the daemon restarts in place and serves again.
+    // Reboot: the daemon restarts in place and serves again. As in xapi, a restart enables
+    // the host again: host.disable's auto_enable defaults to true.
     a.call("host.reboot", vec![host.clone()]);
     wait_for("the daemon to come back", || {
         d.log().matches("xapid ready").count() == 2
     });
     let a = Api::new(&d);
     assert_eq!(a.call("VM.get_name_label", vec![vm]), json!("busy"));
+    assert_eq!(a.call("host.get_enabled", vec![host.clone()]), json!(true));
+    // Disabled with auto_enable=false, it stays disabled across a restart.
+    a.call("host.disable", vec![host.clone(), json!(false)]);
+    a.call("host.reboot", vec![host.clone()]);
+    wait_for("the daemon to come back", || {
+        d.log().matches("xapid ready").count() == 3
+    });
+    let a = Api::new(&d);
+    assert_eq!(a.call("host.get_enabled", vec![host.clone()]), json!(false));
     // Shutdown: the daemon stops, cleanly.
     a.call("host.shutdown", vec![a.host()]);
     assert!(d.wait_exit(Duration::from_secs(20)).success());
+}
+
+/// A daemon of its own on 127.0.3.`last` (this file's multi-process address range).
+fn daemon_at(last: u8, extra: &[&str]) -> TestDaemon {
+    let ip = format!("127.0.3.{last}");
+    let port = std::net::TcpListener::bind(format!("{ip}:0"))
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    TestDaemon::start_at(&ip, port, extra)
+}
+
+fn xe_ok(d: &TestDaemon, args: &[&str]) -> String {
+    let (code, out, err) = common::xe(d, args);
+    assert!(
+        code == 0 && err.is_empty(),
+        "xe {args:?}: {code} {out} {err}"
+    );
+    out.trim_end().to_string()
+}
+
+/// A command that does not exec keeps `sh` as the parent of what it runs: `vm-shutdown` (clean
+/// or forced) must end those grandchildren too, not only the shell.
+#[test]
+fn vm_shutdown_ends_everything_the_domain_started() {
+    let d = daemon_at(10, &["--memory-total", &(4 * GIB).to_string()]);
+    for (name, force) in [("clean", false), ("forced", true)] {
+        let pidfile = d.state_dir().join(format!("{name}.pid"));
+        let cmd = format!("sleep 300 & echo $! > {}; wait; true", pidfile.display());
+        let vm = xe_ok(
+            &d,
+            &[
+                "vm-create",
+                &format!("name-label={name}"),
+                "memory-static-max=1GiB",
+            ],
+        );
+        xe_ok(
+            &d,
+            &[
+                "vm-param-set",
+                &format!("uuid={vm}"),
+                &format!("other-config:command={cmd}"),
+            ],
+        );
+        xe_ok(&d, &["vm-start", &format!("uuid={vm}")]);
+        wait_for("the grandchild's pid", || {
+            std::fs::read_to_string(&pidfile).is_ok_and(|p| p.ends_with('\n'))
+        });
+        let grandchild = std::fs::read_to_string(&pidfile)
+            .unwrap()
+            .trim()
+            .to_string();
+        assert!(pid_alive(&grandchild));
+        let uuid = format!("uuid={vm}");
+        let mut args = vec!["vm-shutdown", uuid.as_str()];
+        if force {
+            args.push("--force");
+        }
+        xe_ok(&d, &args);
+        assert_eq!(
+            xe_ok(&d, &["vm-param-get", &uuid, "param-name=power-state"]),
+            "halted"
+        );
+        wait_for("the grandchild to end with its domain", || {
+            !pid_alive(&grandchild)
+        });
+    }
+}
+
+/// xapi's `VM.set_order`, `set_start_delay` and `set_shutdown_delay` refuse negative values
+/// with `INVALID_VALUE`; a refusal leaves the field as it was, through the API and through xe.
+#[test]
+fn negative_order_and_delays_are_refused() {
+    let d = daemon_at(11, &["--memory-total", &(4 * GIB).to_string()]);
+    let a = Api::new(&d);
+    let vm = a.vm("seq", GIB, None);
+    let uuid = a.call("VM.get_uuid", vec![vm.clone()]);
+    let uuid = format!("uuid={}", uuid.as_str().unwrap());
+    for (field, xe_name) in [
+        ("order", "order"),
+        ("start_delay", "start-delay"),
+        ("shutdown_delay", "shutdown-delay"),
+    ] {
+        a.call(&format!("VM.set_{field}"), vec![vm.clone(), json!("2")]);
+        let (code, data) = a.fail(&format!("VM.set_{field}"), vec![vm.clone(), json!("-1")]);
+        assert_eq!(
+            (code.as_str(), data),
+            (
+                "INVALID_VALUE",
+                json!([format!("{field} must be non-negative"), "-1"])
+            )
+        );
+        let (code, out, err) = common::xe(&d, &["vm-param-set", &uuid, &format!("{xe_name}=-5")]);
+        assert_eq!(
+            (code, out.as_str(), err),
+            (
+                1,
+                "",
+                format!(
+                    "The value given is invalid\nfield: {field} must be non-negative\nvalue: -5\n"
+                )
+            )
+        );
+        assert_eq!(
+            xe_ok(
+                &d,
+                &["vm-param-get", &uuid, &format!("param-name={xe_name}")]
+            ),
+            "2"
+        );
+        xe_ok(&d, &["vm-param-set", &uuid, &format!("{xe_name}=0")]);
+        assert_eq!(
+            a.call(&format!("VM.get_{field}"), vec![vm.clone()]),
+            json!(0)
+        );
+    }
+}
+
+/// A host's own memory overhead (`memory_overhead` in the TOML config) counts against what VMs
+/// may use: a VM that would fit in the total does not fit in the total less the overhead.
+#[test]
+fn the_hosts_memory_overhead_is_not_for_vms() {
+    let config = tempfile::tempdir().unwrap();
+    let path = config.path().join("xapid.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "memory_total = {}\nmemory_overhead = {}\n",
+            4 * GIB,
+            GIB / 2
+        ),
+    )
+    .unwrap();
+    let d = daemon_at(12, &["--config", path.to_str().unwrap()]);
+    let a = Api::new(&d);
+    let host = a.host();
+    assert_eq!(
+        a.call("host.get_memory_overhead", vec![host.clone()]),
+        json!(GIB / 2)
+    );
+    assert_eq!(a.free(), 4 * GIB - GIB / 2);
+    assert_eq!(
+        a.call("host.compute_free_memory", vec![host.clone()]),
+        json!(4 * GIB - GIB / 2)
+    );
+    let vm = a.vm("almost-all", 4 * GIB - GIB / 4, None);
+    let (code, data) = a.fail(
+        "VM.start_on",
+        vec![vm.clone(), host.clone(), json!(false), json!(false)],
+    );
+    assert_eq!(
+        (code.as_str(), data),
+        (
+            "HOST_NOT_ENOUGH_FREE_MEMORY",
+            json!([
+                (4 * GIB - GIB / 4).to_string(),
+                (4 * GIB - GIB / 2).to_string()
+            ])
+        )
+    );
+    assert_eq!(
+        a.call("VM.get_power_state", vec![vm.clone()]),
+        json!("Halted")
+    );
+    // What is left after the overhead is all there for VMs.
+    let fits = a.vm("all-that-is-left", 4 * GIB - GIB / 2, None);
+    a.call("VM.start_on", vec![fits, host, json!(false), json!(false)]);
+    assert_eq!(a.free(), 0);
 }

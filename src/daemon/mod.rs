@@ -105,6 +105,7 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
             let server = Arc::new(Server::new(db, this_host, server_config, membership));
             bootstrap::ensure_root_password(&server, &config)?;
             let halted = crate::server::vm::reset_after_restart(&server)?;
+            crate::server::maintenance::enable_master_after_restart(&server)?;
             if halted > 0 {
                 tracing::warn!(
                     halted,
@@ -116,6 +117,9 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
     };
     server.db.set_observer(server.membership.observer());
     membership::spawn(server.clone());
+    if let PoolRole::Member { master } = server.membership.role() {
+        crate::server::maintenance::spawn_member_enable_after_restart(server.clone(), master);
+    }
     crate::server::ha::boot(&server);
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);

@@ -1,14 +1,17 @@
 //! Domains: what "the VM is running on this host" means without a hypervisor.
 //!
 //! A VM whose `other-config:command` is set runs that command (`sh -c`) as its domain: real
-//! downtime can be measured, and the process dies with the daemon (parent-death signal), as a
-//! guest dies with its host. Any other VM's domain is a token kept in the daemon's memory,
-//! which also dies with it. Either way, a daemon restart finds no domains running.
-
+//! downtime can be measured, and the shell dies with the daemon (parent-death signal), as a
+//! guest dies with its host. The command runs in a process group of its own, so stopping the
+//! domain ends everything it started, not only the shell. Any other VM's domain is a token
+//! kept in the daemon's memory, which also dies with it. Either way, a daemon restart finds no
+//! domains running.
 use std::collections::HashMap;
 use std::process::{Child, Command, Stdio};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
+
+use rustix::process::{Pid, Signal, WaitIdOptions};
 
 /// Why a domain could not be started.
 #[derive(Debug, thiserror::Error)]
@@ -44,13 +47,15 @@ impl Domains {
         let domain = match command {
             None => Domain::InDaemon,
             Some(cmd) => {
+                use std::os::unix::process::CommandExt;
                 let mut c = Command::new("sh");
                 c.args(["-c", cmd])
                     .env("XENHA_VM_UUID", vm)
-                    .stdin(Stdio::null());
+                    .stdin(Stdio::null())
+                    // Its own group (id = the shell's pid): a stop reaches grandchildren too.
+                    .process_group(0);
                 // SAFETY: the closure only makes one async-signal-safe system call (prctl).
                 unsafe {
-                    use std::os::unix::process::CommandExt;
                     c.pre_exec(|| {
                         rustix::process::set_parent_process_death_signal(Some(
                             rustix::process::Signal::KILL,
@@ -68,39 +73,66 @@ impl Domains {
         Ok(())
     }
 
-    /// Stop the domain of `vm`: SIGTERM, then SIGKILL after `grace` (zero for a hard stop).
-    /// Stopping a domain that is not running is not an error: the goal is reached.
-    pub fn stop(&self, vm: &str, grace: Duration) {
+    /// Stop the domain of `vm`: SIGTERM to its process group, then SIGKILL to the group after
+    /// `grace` (zero for a hard stop) or as soon as the shell has gone, so nothing the command
+    /// started outlives the domain. The wait sleeps on the async runtime, never blocking one of
+    /// its threads. Stopping a domain that is not running is not an error: the goal is reached.
+    pub async fn stop(&self, vm: &str, grace: Duration) {
         let domain = self
             .running
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .remove(vm);
-        if let Some(Domain::Process(mut child)) = domain {
-            if let Some(pid) = rustix::process::Pid::from_raw(child.id() as i32) {
-                let _ = rustix::process::kill_process(pid, rustix::process::Signal::TERM);
-            }
-            let deadline = Instant::now() + grace;
-            while Instant::now() < deadline {
-                if let Ok(Some(_)) = child.try_wait() {
-                    return;
-                }
-                std::thread::sleep(Duration::from_millis(10));
-            }
-            let _ = child.kill();
-            let _ = child.wait();
+        let Some(Domain::Process(child)) = domain else {
+            return;
+        };
+        let group = group_of(&child);
+        if let Some(g) = group {
+            let _ = rustix::process::kill_process_group(g, Signal::TERM);
         }
+        let deadline = Instant::now() + grace;
+        while Instant::now() < deadline && !has_exited(&child) {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        // Reaping the shell only after this keeps its pid, the group's id, from being reused.
+        end_group(child, group).await;
     }
 
-    /// Whether `vm`'s domain is running. A command domain whose process has exited is not.
+    /// Whether `vm`'s domain is running. A command domain whose shell has exited is not.
     pub fn is_running(&self, vm: &str) -> bool {
-        let mut running = self.running.lock().unwrap_or_else(|e| e.into_inner());
-        match running.get_mut(vm) {
+        let running = self.running.lock().unwrap_or_else(|e| e.into_inner());
+        match running.get(vm) {
             Some(Domain::InDaemon) => true,
-            Some(Domain::Process(child)) => matches!(child.try_wait(), Ok(None)),
+            Some(Domain::Process(child)) => !has_exited(child),
             None => false,
         }
     }
+}
+
+/// The process group of a command domain: the shell leads it.
+fn group_of(child: &Child) -> Option<Pid> {
+    Pid::from_raw(child.id() as i32)
+}
+
+/// Whether the shell has exited, without reaping it (so its pid stays reserved).
+fn has_exited(child: &Child) -> bool {
+    let Some(pid) = group_of(child) else {
+        return true;
+    };
+    let options = WaitIdOptions::EXITED | WaitIdOptions::NOHANG | WaitIdOptions::NOWAIT;
+    match rustix::process::waitid(rustix::process::WaitId::Pid(pid), options) {
+        Ok(status) => status.is_some(),
+        // Already reaped (or not our child): certainly not running.
+        Err(_) => true,
+    }
+}
+
+/// SIGKILL whatever is left of the group, then reap the shell off the async threads.
+async fn end_group(mut child: Child, group: Option<Pid>) {
+    if let Some(g) = group {
+        let _ = rustix::process::kill_process_group(g, Signal::KILL);
+    }
+    let _ = tokio::task::spawn_blocking(move || child.wait()).await;
 }
 
 impl Drop for Domains {
@@ -112,7 +144,9 @@ impl Drop for Domains {
             .drain()
         {
             if let Domain::Process(mut child) = d {
-                let _ = child.kill();
+                if let Some(g) = group_of(&child) {
+                    let _ = rustix::process::kill_process_group(g, Signal::KILL);
+                }
                 let _ = child.wait();
             }
         }
@@ -123,19 +157,19 @@ impl Drop for Domains {
 mod tests {
     use super::*;
 
-    #[test]
-    fn in_daemon_domains() {
+    #[tokio::test]
+    async fn in_daemon_domains() {
         let d = Domains::default();
         d.start("a", None).unwrap();
         assert!(d.is_running("a"));
         assert!(d.start("a", None).is_err(), "a domain runs once");
-        d.stop("a", Duration::ZERO);
+        d.stop("a", Duration::ZERO).await;
         assert!(!d.is_running("a"));
-        d.stop("a", Duration::ZERO);
+        d.stop("a", Duration::ZERO).await;
     }
 
-    #[test]
-    fn command_domains_are_real_processes() {
+    #[tokio::test]
+    async fn command_domains_are_real_processes() {
         let dir = tempfile::tempdir().unwrap();
         let marker = dir.path().join("ran");
         let d = Domains::default();
@@ -154,7 +188,7 @@ mod tests {
         }
         assert_eq!(std::fs::read_to_string(&marker).unwrap().trim(), "b");
         assert!(d.is_running("b"));
-        d.stop("b", Duration::from_secs(5));
+        d.stop("b", Duration::from_secs(5)).await;
         assert!(!d.is_running("b"));
         // A command that exits on its own is no longer running.
         d.start("c", Some("exit 0")).unwrap();
@@ -162,6 +196,59 @@ mod tests {
         while d.is_running("c") {
             assert!(Instant::now() < deadline);
             std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    fn wait_for_pid(file: &std::path::Path) -> String {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Some(pid) = std::fs::read_to_string(file)
+                .ok()
+                .filter(|s| s.ends_with('\n'))
+            {
+                return pid.trim().to_string();
+            }
+            assert!(Instant::now() < deadline, "the command never wrote its pid");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    fn alive(pid: &str) -> bool {
+        // A zombie is dead for our purpose: it only waits for its parent to reap it.
+        std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| !s.contains(") Z "))
+    }
+
+    /// The shell stays the parent (no exec), so its children are grandchildren of the daemon:
+    /// a stop must end them too, whether they obey SIGTERM or ignore it.
+    #[tokio::test]
+    async fn a_stop_ends_what_the_command_started() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = Domains::default();
+        for (vm, trap, grace) in [
+            ("polite", "", Duration::from_secs(5)),
+            ("stubborn", "trap '' TERM; ", Duration::from_millis(200)),
+            ("hard", "", Duration::ZERO),
+        ] {
+            let file = dir.path().join(vm);
+            d.start(
+                vm,
+                Some(&format!(
+                    "{trap}sleep 300 & echo $! > {}; wait; true",
+                    file.display()
+                )),
+            )
+            .unwrap();
+            let grandchild = wait_for_pid(&file);
+            assert!(alive(&grandchild), "{vm}");
+            d.stop(vm, grace).await;
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while alive(&grandchild) {
+                assert!(
+                    Instant::now() < deadline,
+                    "{vm}: the grandchild outlived its domain"
+                );
+                std::thread::sleep(Duration::from_millis(10));
+            }
         }
     }
 }

@@ -1,8 +1,9 @@
 //! The host's local identity file (`STATE/inventory`, after xapi's xensource-inventory) and the
 //! pool secret (`STATE/pool-secret`): what a host must know about itself before it can read
-//! the pool database.
+//! the pool database. Also the host's own `auto-enable` switch (`STATE/host-auto-enable`,
+//! xapi keeps it in its local database): whether a restart re-enables a disabled host.
 //!
-//! Both are written to a temporary file, synced and renamed, so a crash leaves the old file or
+//! All are written to a temporary file, synced and renamed, so a crash leaves the old file or
 //! the new one, never a torn one.
 
 use std::io::Write;
@@ -103,6 +104,23 @@ pub fn remove_kept_root_credential(dir: &Path) -> std::io::Result<()> {
     }
 }
 
+const AUTO_ENABLE: &str = "host-auto-enable";
+
+/// Whether this host enables itself when it starts (xapi's `host_auto_enable`; true unless
+/// `host.disable` was told `auto_enable=false` and no `host.enable` came since).
+pub fn read_auto_enable(dir: &Path) -> std::io::Result<bool> {
+    match std::fs::read_to_string(dir.join(AUTO_ENABLE)) {
+        Ok(s) => Ok(s.trim() != "false"),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(true),
+        Err(e) => Err(e),
+    }
+}
+
+/// Store the auto-enable switch.
+pub fn write_auto_enable(dir: &Path, on: bool) -> std::io::Result<()> {
+    write_atomic(dir, AUTO_ENABLE, format!("{on}\n").as_bytes())
+}
+
 fn write_atomic(dir: &Path, name: &str, bytes: &[u8]) -> std::io::Result<()> {
     let tmp = dir.join(format!("{name}.tmp"));
     let mut f = std::fs::OpenOptions::new()
@@ -140,5 +158,10 @@ mod tests {
         assert_eq!(read(dir.path()).unwrap(), Some(member));
         write_secret(dir.path(), "s3cret").unwrap();
         assert_eq!(read_secret(dir.path()).unwrap().as_deref(), Some("s3cret"));
+        assert!(read_auto_enable(dir.path()).unwrap(), "on by default");
+        write_auto_enable(dir.path(), false).unwrap();
+        assert!(!read_auto_enable(dir.path()).unwrap());
+        write_auto_enable(dir.path(), true).unwrap();
+        assert!(read_auto_enable(dir.path()).unwrap());
     }
 }

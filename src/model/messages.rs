@@ -162,7 +162,7 @@ pub static EXPLICIT: &[MessageDecl] = &[
         &[p("configuration", Ty::Map(&Ty::Ref("VM"), &Ty::String))],
         Some(Ty::Int),
         "Returns the maximum number of host failures we could tolerate before we would be unable to restart the provided VMs",
-    ).role(Role::PoolOperator),
+    ).role(Role::ReadOnly),
     msg(
         "pool",
         "ha_failover_plan_exists",
@@ -193,21 +193,21 @@ pub static EXPLICIT: &[MessageDecl] = &[
         &[],
         None,
         "Instruct a slave already in a pool that the master has changed",
-    ),
+    ).role(Role::PoolOperator),
     msg(
         "pool",
         "emergency_reset_master",
         &[p("master_address", Ty::String)],
         None,
         "Instruct a slave already in a pool that the master has changed",
-    ),
+    ).role(Role::PoolOperator),
     msg(
         "pool",
         "recover_slaves",
         &[],
         Some(Ty::Set(&Ty::Ref("host"))),
         "Instruct a pool master, M, to try and contact its slaves and, if slaves are in emergency mode, reset their master address to M.",
-    ),
+    ).role(Role::PoolOperator),
     msg(
         "host",
         "emergency_ha_disable",
@@ -248,7 +248,7 @@ pub static EXPLICIT: &[MessageDecl] = &[
         None,
         "Instruct host to join a new pool",
     )
-    .role(Role::PoolAdmin),
+    .role(Role::PoolOperator),
     msg(
         "pool",
         "join_force",
@@ -256,7 +256,7 @@ pub static EXPLICIT: &[MessageDecl] = &[
         None,
         "Instruct host to join a new pool",
     )
-    .role(Role::PoolAdmin),
+    .role(Role::PoolOperator),
     msg(
         "host",
         "compute_free_memory",
@@ -347,7 +347,7 @@ pub static EXPLICIT: &[MessageDecl] = &[
         &[p("host", Ty::Ref("host"))],
         None,
         "Perform an orderly handover of the role of master to the referenced host.",
-    ),
+    ).role(Role::PoolOperator),
     internal(
         "pool",
         "internal_become_master",
@@ -371,8 +371,22 @@ pub static EXPLICIT: &[MessageDecl] = &[
         None,
         "Pool-internal: stop (or restart) this host's daemon.",
     ),
-    msg("pool", "eject", &[p("host", Ty::Ref("host"))], None, "Instruct a pool master to eject a host from the pool"),
-    msg("host", "destroy", &[p("self", Ty::Ref("host"))], None, "Destroy specified host record in database"),
+    msg("pool", "eject", &[p("host", Ty::Ref("host"))], None, "Instruct a pool master to eject a host from the pool").role(Role::PoolOperator),
+    msg("host", "destroy", &[p("self", Ty::Ref("host"))], None, "Destroy specified host record in database").role(Role::PoolOperator),
+    internal(
+        "host",
+        "internal_set_auto_enable",
+        &[p("secret", Ty::String), p("on", Ty::Bool)],
+        None,
+        "Pool-internal: record on this host whether its next restart enables it (xapi's host_auto_enable).",
+    ),
+    internal(
+        "host",
+        "internal_enable_after_restart",
+        &[p("secret", Ty::String), p("host", Ty::Ref("host"))],
+        Some(Ty::Bool),
+        "Pool-internal (to the master): this member restarted with auto-enable on; enable it if it is disabled.",
+    ),
     internal(
         "host",
         "internal_start_domain",

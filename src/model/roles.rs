@@ -127,6 +127,32 @@ mod tests {
         assert_eq!(role_of("session.logout"), Role::ReadOnly);
     }
 
+    /// The explicit messages whose `allowed_roles` in xapi's datamodel (datamodel_pool.ml,
+    /// datamodel_host.ml) is not pool-admin only.
+    #[test]
+    fn membership_and_emergency_calls_are_pool_operators() {
+        for method in [
+            "pool.join",
+            "pool.join_force",
+            "pool.eject",
+            "pool.designate_new_master",
+            "pool.emergency_transition_to_master",
+            "pool.emergency_reset_master",
+            "pool.recover_slaves",
+            "host.destroy",
+            "host.shutdown",
+            "host.reboot",
+            "host.evacuate",
+            "pool.ha_compute_max_host_failures_to_tolerate",
+        ] {
+            assert_eq!(role_of(method), Role::PoolOperator, "{method}");
+        }
+        assert_eq!(
+            role_of("pool.ha_compute_hypothetical_max_host_failures_to_tolerate"),
+            Role::ReadOnly
+        );
+    }
+
     #[test]
     fn roles_include_the_ones_below() {
         assert!(Role::PoolAdmin > Role::VmOperator);

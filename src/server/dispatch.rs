@@ -106,7 +106,7 @@ pub(crate) fn admit(
     if let Some(s) = &session {
         let needed = roles::required(msg);
         if auth::session_role(server, s) < needed {
-            return Err(permission_denied(method, needed));
+            return Err(permission_denied(msg, needed));
         }
     }
     let mut args = Vec::with_capacity(msg.params.len());
@@ -125,18 +125,19 @@ pub(crate) fn admit(
     }
     if let Some(caller) = &session {
         if !auth::may_use_session_object(server, caller, msg, &args) {
-            return Err(permission_denied(method, Role::PoolAdmin));
+            return Err(permission_denied(msg, Role::PoolAdmin));
         }
     }
     Ok(Admitted { msg, session, args })
 }
 
 /// xapi's refusal of a call the caller's role does not allow.
-fn permission_denied(method: &str, needed: Role) -> ApiError {
+/// The permission is the lower-cased wire name, whatever spelling the caller used.
+fn permission_denied(msg: &Message, needed: Role) -> ApiError {
     ApiError::new(
         "RBAC_PERMISSION_DENIED",
         [
-            method.to_lowercase(),
+            msg.wire_name().to_lowercase(),
             format!(
                 "No permission in user session. (Roles with this permission: {})",
                 needed.holders().join(", ")

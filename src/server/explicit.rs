@@ -6,7 +6,9 @@ use std::sync::Arc;
 
 use super::generic::{check_memory_order, set_field};
 use super::ha_plan::Protection;
-use super::{alerts, auth, ha, ha_plan, membership, now_ms, storage, vm, Server, Transport};
+use super::{
+    alerts, auth, ha, ha_plan, maintenance, membership, now_ms, storage, vm, Server, Transport,
+};
 use crate::model::classes::{HOST, USER, VM, VM_METRICS};
 use crate::model::errors::code;
 use crate::model::messages::MessageDecl;
@@ -136,20 +138,28 @@ pub async fn call(
         }
 
         // ---- host maintenance ----
-        ("host", "disable" | "enable") => {
-            let host = str_arg(&args, 0);
-            let enabled = decl.name == "enable";
-            // set_field refuses a disable that would break the failover plan, in this write.
-            let done = server.db.write(|t| {
-                set_field(
-                    t,
-                    &HOST,
-                    &host,
-                    HOST.field("enabled").expect("declared"),
-                    Value::Bool(enabled),
-                )
-            });
+        ("host", "disable") => {
+            let auto_enable = args[1].as_bool().unwrap_or(true);
+            let done = maintenance::disable(server, &str_arg(&args, 0), auto_enable).await;
             replanned(server, done.map(|()| Value::void()))
+        }
+        ("host", "enable") => {
+            let done = maintenance::enable(server, &str_arg(&args, 0)).await;
+            replanned(server, done.map(|()| Value::void()))
+        }
+        ("host", "internal_set_auto_enable") => maintenance::internal_set_auto_enable(
+            server,
+            &str_arg(&args, 0),
+            args[1].as_bool().unwrap_or(true),
+        )
+        .map(|()| Value::void()),
+        ("host", "internal_enable_after_restart") => {
+            let enabled = maintenance::internal_enable_after_restart(
+                server,
+                &str_arg(&args, 0),
+                &str_arg(&args, 1),
+            );
+            replanned(server, enabled.map(Value::Bool))
         }
         ("host", "evacuate") => replanned(server, vm::evacuate(server, &str_arg(&args, 0)).await),
         ("SR", "create") => {
@@ -226,12 +236,17 @@ pub async fn call(
             server.membership.check_secret(&str_arg(&args, 0))?;
             let grace =
                 std::time::Duration::from_millis(args[2].as_int().unwrap_or(0).max(0) as u64);
-            server.domains.stop(&str_arg(&args, 1), grace);
+            server.domains.stop(&str_arg(&args, 1), grace).await;
             Ok(Value::void())
         }
         ("pool", "internal_eject") => membership::ejected(server, &str_arg(&args, 0)),
 
         // ---- VMs ----
+        // `force` (the last parameter of start and start_on) is read by no one, as in effect
+        // in xapi here: xapi's VM.start uses it only to skip the memory-constraint check of
+        // VMs with nested virtualisation or SR-IOV vGPUs and to pass `--force` to the domain
+        // builder, none of which exists without a hypervisor. It never overrides a disabled
+        // host, host memory, CPU compatibility or the failover plan.
         ("VM", "start") => {
             let started = vm::start(
                 server,

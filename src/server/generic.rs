@@ -276,6 +276,15 @@ fn set_rules(
         {
             Err(ApiError::invalid_value(f.name, &text()))
         }
+        // xapi's VM.set_order and friends: the field names the rule, the value is as given.
+        ("VM", "order" | "start_delay" | "shutdown_delay")
+            if value.as_int().is_some_and(|i| i < 0) =>
+        {
+            Err(ApiError::invalid_value(
+                &format!("{} must be non-negative", f.name),
+                &text(),
+            ))
+        }
         ("pool", "ha_host_failures_to_tolerate") if value.as_int().is_some_and(|i| i < 0) => Err(
             ApiError::invalid_value("ha_host_failures_to_tolerate", &text()),
         ),

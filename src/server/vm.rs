@@ -56,10 +56,22 @@ fn host_live(t: &Tables, host: &str) -> bool {
 
 /// Why `vm` cannot start on `host`, or `None` if it can.
 pub fn cannot_start_on(t: &Tables, vm: &Record, host: &str) -> Option<ApiError> {
+    cannot_run_on(t, vm, host, Arrival::New)
+}
+
+/// Why a VM comes to a host: a new arrival needs the host enabled; a VM going back where it
+/// ran before (an evacuation undone) does not, as the host it left is usually disabled.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Arrival {
+    New,
+    Return,
+}
+
+fn cannot_run_on(t: &Tables, vm: &Record, host: &str, arrival: Arrival) -> Option<ApiError> {
     let Some(h) = t.get(HOST.name, host) else {
         return Some(ApiError::handle_invalid(HOST.name, host));
     };
-    if h.get("enabled") != Some(&Value::Bool(true)) {
+    if arrival == Arrival::New && h.get("enabled") != Some(&Value::Bool(true)) {
         return Some(ApiError::new("HOST_DISABLED", [host]));
     }
     if !host_live(t, host) {
@@ -232,7 +244,7 @@ async fn stop_domain(
     grace: Duration,
 ) -> Result<(), ApiError> {
     if host == server.this_host {
-        server.domains.stop(uuid, grace);
+        server.domains.stop(uuid, grace).await;
         return Ok(());
     }
     let address = host_address(server, host)?;
@@ -432,6 +444,16 @@ pub async fn migrate(
     target: &str,
     protection: Protection,
 ) -> Result<Value, ApiError> {
+    move_vm(server, vm, target, protection, Arrival::New).await
+}
+
+async fn move_vm(
+    server: &Server,
+    vm: &str,
+    target: &str,
+    protection: Protection,
+    arrival: Arrival,
+) -> Result<Value, ApiError> {
     let (source, uuid, command) = {
         let t = server.db.read();
         let rec = t
@@ -446,7 +468,7 @@ pub async fn migrate(
             ));
         }
         if let Some(e) =
-            cannot_start_on(&t, rec, target).or_else(|| cpu_refusal(&*t, vm, rec, target))
+            cannot_run_on(&t, rec, target, arrival).or_else(|| cpu_refusal(&*t, vm, rec, target))
         {
             return Err(e);
         }
@@ -460,7 +482,7 @@ pub async fn migrate(
             .cloned()
             .ok_or_else(|| ApiError::handle_invalid(VM.name, vm))?;
         check_power_state(vm, &rec, &["Running"], "running")?;
-        if let Some(e) = cannot_start_on(t.base(), &rec, target) {
+        if let Some(e) = cannot_run_on(t.base(), &rec, target, arrival) {
             return Err(e);
         }
         protection.check(&*t, &Change::arrival(vm, target))?;
@@ -478,11 +500,15 @@ pub async fn migrate(
     Ok(Value::void())
 }
 
-/// `host.evacuate`: move every running VM off `host`. The whole plan is made first (biggest VM
-/// first, each to the host with most room that takes it); if any VM has nowhere to go nothing
-/// moves. Overcommit protection judges the evacuation as a whole, before anything moves: the
-/// VMs where this plan puts them, with `host` out of service (xapi checks the host disabled,
-/// since its evacuate disables the host; an evacuated host is one about to go down).
+/// `host.evacuate`: move every VM off `host`. The whole plan is made first (biggest VM first,
+/// each to the host with most room that takes it); if any VM cannot move (nowhere to go, or
+/// not running: like xapi, which checks `pool_migrate` on every resident VM before moving any,
+/// a paused VM is refused with `VM_BAD_POWER_STATE`) nothing moves. Overcommit protection
+/// judges the evacuation as a whole, before anything moves: the VMs where this plan puts them,
+/// with `host` out of service (xapi checks the host disabled, since its evacuate disables the
+/// host; an evacuated host is one about to go down). A move that still fails midway (a target
+/// that died since the plan) sends the VMs already moved back, so the evacuation stays all or
+/// nothing as far as the hosts allow.
 pub async fn evacuate(server: &Server, host: &str) -> Result<Value, ApiError> {
     let plan: Vec<(String, String)> = {
         let t = server.db.read();
@@ -502,6 +528,9 @@ pub async fn evacuate(server: &Server, host: &str) -> Result<Value, ApiError> {
             })
             .map(|(r, v)| (r.clone(), v.clone()))
             .collect();
+        for (r, v) in &vms {
+            check_power_state(r, v, &["Running"], "running")?;
+        }
         vms.sort_by_key(|(r, v)| (std::cmp::Reverse(vm_memory(v)), r.clone()));
         let mut plan = Vec::new();
         let mut errors = Vec::new();
@@ -535,10 +564,27 @@ pub async fn evacuate(server: &Server, host: &str) -> Result<Value, ApiError> {
     };
     // The evacuation was judged as a whole. One move at a time, with the host still counted
     // as available, could look worse than the whole and must not stop it halfway.
-    for (vm, target) in plan {
-        migrate(server, &vm, &target, Protection::Exempt).await?;
+    let mut moved: Vec<&str> = Vec::new();
+    for (vm, target) in &plan {
+        if let Err(e) = migrate(server, vm, target, Protection::Exempt).await {
+            undo_evacuation(server, host, &moved).await;
+            return Err(e);
+        }
+        moved.push(vm);
     }
     Ok(Value::void())
+}
+
+/// Best effort: send the VMs an evacuation already moved back to `host`, newest move first.
+/// A VM that cannot go back stays where it is, running, and is logged.
+async fn undo_evacuation(server: &Server, host: &str, moved: &[&str]) {
+    for vm in moved.iter().rev() {
+        if let Err(e) = move_vm(server, vm, host, Protection::Exempt, Arrival::Return).await {
+            tracing::error!(vm, host, error = %e, "could not undo an evacuation move");
+        } else {
+            tracing::warn!(vm, host, "evacuation failed midway: moved back");
+        }
+    }
 }
 
 /// At start-up no domain is running, whatever the database says: VMs recorded as running on

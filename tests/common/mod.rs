@@ -400,11 +400,19 @@ pub struct HaPool {
     pub sr_uuid: String,
     /// The directory behind the shared SR.
     pub shared: tempfile::TempDir,
+    /// The API port every host serves on.
+    pub port: u16,
 }
 
 /// Form an [`HaPool`] with one host per entry of `memory_gib` (its memory in GiB).
 #[allow(dead_code)]
 pub fn ha_pool(base: u8, memory_gib: &[i64]) -> HaPool {
+    ha_pool_at("127.0.0", base, memory_gib)
+}
+
+/// [`ha_pool`] on `net.<base+i>` (`net` such as `127.0.3`, a test's own loopback range).
+#[allow(dead_code)]
+pub fn ha_pool_at(net: &str, base: u8, memory_gib: &[i64]) -> HaPool {
     let call = |d: &TestDaemon, method: &str, params: serde_json::Value| {
         let body =
             serde_json::json!({"jsonrpc": "2.0", "method": method, "params": params, "id": 1})
@@ -423,7 +431,7 @@ pub fn ha_pool(base: u8, memory_gib: &[i64]) -> HaPool {
         .port()
         .to_string();
     let ips: Vec<String> = (0..memory_gib.len())
-        .map(|i| format!("127.0.0.{}", base + i as u8))
+        .map(|i| format!("{net}.{}", base + i as u8))
         .collect();
     let hosts: Vec<TestDaemon> = ips
         .iter()
@@ -467,5 +475,6 @@ pub fn ha_pool(base: u8, memory_gib: &[i64]) -> HaPool {
         ips,
         sr_uuid,
         shared,
+        port,
     }
 }
