@@ -6,6 +6,8 @@
 //! * `# …` comment;
 //! * `@vm NAME [api_field=value …]` creates a VM through the XenAPI (`VM.create`) and binds
 //!   `{vm:NAME}` to its uuid;
+//! * `@message NAME PRIORITY CLASS OBJ-UUID BODY…` creates a message (`message.create`) and
+//!   binds `{message:NAME}` to its uuid;
 //! * `$ xe ARGS…` runs xe (words split on spaces);
 //! * `$= NAME xe ARGS…` runs xe, which must succeed silently on stderr and print one line, and
 //!   binds `{NAME}` to that line (e.g. the uuid `vm-create` prints);
@@ -124,6 +126,30 @@ fn create_vm(s: &mut Session, name: &str, fields: &[(&str, &str)]) -> String {
     value_text(&s.call("VM.get_uuid", &[r]).unwrap())
 }
 
+/// Create a message through the API, as the daemon's alerts do; returns its uuid.
+fn create_message(
+    s: &mut Session,
+    name: &str,
+    priority: i64,
+    cls: &str,
+    obj: &str,
+    body: &str,
+) -> String {
+    let r = s
+        .call(
+            "message.create",
+            &[
+                Value::str(name),
+                Value::Int(priority),
+                Value::str(cls),
+                Value::str(obj),
+                Value::str(body),
+            ],
+        )
+        .expect("message.create");
+    value_text(&s.call("message.get_uuid", &[r]).unwrap())
+}
+
 fn subst(s: &str, vars: &HashMap<String, String>) -> String {
     let mut out = s.to_string();
     for (k, v) in vars {
@@ -166,6 +192,17 @@ fn play(fixture: &Path, protocol: &str) {
             let fields: Vec<(&str, &str)> = words.filter_map(|w| w.split_once('=')).collect();
             let uuid = create_vm(&mut s, name, &fields);
             vars.insert(format!("vm:{name}"), uuid);
+        } else if let Some(rest) = line.strip_prefix("@message ") {
+            let rest = subst(rest, &vars);
+            let w: Vec<&str> = rest.splitn(5, ' ').collect();
+            assert_eq!(
+                w.len(),
+                5,
+                "{at}: `@message NAME PRIORITY CLASS OBJ-UUID BODY`"
+            );
+            let priority = w[1].parse().unwrap_or_else(|_| panic!("{at}: priority"));
+            let uuid = create_message(&mut s, w[0], priority, w[2], w[3], w[4]);
+            vars.insert(format!("message:{}", w[0]), uuid);
         } else if let Some(rest) = line.strip_prefix("$= ") {
             assert!(pending.is_none(), "{at}: previous command has no `? code`");
             let (name, cmd) = rest
