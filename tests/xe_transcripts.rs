@@ -489,7 +489,7 @@ fn password_file_rc_file_and_extra_args() {
 }
 
 #[test]
-fn https_without_and_with_a_pinned_certificate() {
+fn https_without_verification_and_against_a_ca_file() {
     let d = TestDaemon::start();
     let home = tempfile::tempdir().unwrap();
     let port = d.https.rsplit(':').next().unwrap().to_string();
@@ -516,7 +516,7 @@ fn https_without_and_with_a_pinned_certificate() {
         &[],
     );
     assert_eq!(pinned.stdout, format!("{host}\n"));
-    // Pinning some other certificate must fail like an unreachable server.
+    // A CA file that does not vouch for the server must fail like an unreachable server.
     let other = home.path().join("other.pem");
     let cert = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
     std::fs::write(&other, cert.cert.pem()).unwrap();
@@ -532,6 +532,93 @@ fn https_without_and_with_a_pinned_certificate() {
         Run {
             stdout: String::new(),
             stderr: "Unable to contact server. Please check server and port settings.\n".into(),
+            code: 1
+        }
+    );
+}
+
+/// `--pin-cert`/`XE_PIN_CERT` accept exactly one certificate, whatever names it carries: the
+/// daemon's certificate names its hostname, localhost and 127.0.0.1, and here it is reached by
+/// another loopback address, which `--cacert` (a CA check with hostname) refuses.
+#[test]
+fn a_pinned_certificate_is_accepted_by_any_name_and_nothing_else_is() {
+    use sha2::Digest;
+    let ip = "127.0.4.10";
+    let port = std::net::TcpListener::bind(format!("{ip}:0"))
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let d = TestDaemon::start_at(ip, port, &[]);
+    let home = tempfile::tempdir().unwrap();
+    let https = d.https.rsplit(':').next().unwrap().to_string();
+    let host = {
+        let mut s = session(&d);
+        first_uuid(&mut s, "host")
+    };
+    let base = format!("-s {ip} -p {https} -pw {PASSWORD} host-list --minimal");
+    let pem = d.state_dir().join("xapi-ssl.pem");
+    let unreachable = Run {
+        stdout: String::new(),
+        stderr: "Unable to contact server. Please check server and port settings.\n".into(),
+        code: 1,
+    };
+    let found = Run {
+        stdout: format!("{host}\n"),
+        stderr: String::new(),
+        code: 0,
+    };
+    let run = |extra: &str, env: &[(&str, &str)]| {
+        xe_env(
+            &d,
+            home.path(),
+            "jsonrpc",
+            &words(&format!("{base} {extra}")),
+            env,
+        )
+    };
+    assert_eq!(
+        run(&format!("--cacert {}", pem.display()), &[]),
+        unreachable
+    );
+    assert_eq!(run(&format!("--pin-cert {}", pem.display()), &[]), found);
+    // The same pin as a fingerprint, on the command line and from the environment.
+    let der = {
+        use rustls::pki_types::{pem::PemObject, CertificateDer};
+        CertificateDer::from_pem_file(&pem).unwrap()
+    };
+    let hex: String = sha2::Sha256::digest(&der)
+        .iter()
+        .map(|b| format!("{b:02X}"))
+        .collect::<Vec<_>>()
+        .join(":");
+    assert_eq!(run(&format!("--pin-cert sha256:{hex}"), &[]), found);
+    assert_eq!(run("", &[("XE_PIN_CERT", &format!("sha256:{hex}"))]), found);
+    // A pin overrides a CA file that would refuse the name.
+    assert_eq!(
+        run(
+            &format!("--cacert {} --pin-cert sha256:{hex}", pem.display()),
+            &[]
+        ),
+        found
+    );
+    // Any other certificate, even one for the right names, is refused.
+    let other = home.path().join("other.pem");
+    let cert = rcgen::generate_simple_self_signed(vec![ip.into(), "localhost".into()]).unwrap();
+    std::fs::write(&other, cert.cert.pem()).unwrap();
+    assert_eq!(
+        run(&format!("--pin-cert {}", other.display()), &[]),
+        unreachable
+    );
+    let wrong = format!("sha256:{}", "00".repeat(32));
+    assert_eq!(run("", &[("XE_PIN_CERT", &wrong)]), unreachable);
+    assert_eq!(
+        run("--pin-cert sha256:1234", &[]),
+        Run {
+            stdout: String::new(),
+            stderr:
+                "Error: certificate pin 'sha256:1234' is not sha256: followed by 64 hex digits\n"
+                    .into(),
             code: 1
         }
     );

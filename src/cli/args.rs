@@ -213,6 +213,8 @@ pub struct Env {
     pub protocol: Option<String>,
     /// `XE_CACERT`: verify HTTPS servers against this PEM file (ours).
     pub cacert: Option<String>,
+    /// `XE_PIN_CERT`: accept only this HTTPS certificate, a PEM file or `sha256:<hex>` (ours).
+    pub pin_cert: Option<String>,
 }
 
 impl Env {
@@ -226,6 +228,7 @@ impl Env {
             socket: std::env::var("XAPI_SOCKET").ok(),
             protocol: std::env::var("XE_PROTOCOL").ok(),
             cacert: std::env::var("XE_CACERT").ok(),
+            pin_cert: std::env::var("XE_PIN_CERT").ok(),
         }
     }
 }

@@ -289,7 +289,7 @@ pub fn man() -> Vec<u8> {
     t.push_str(".SH SYNOPSIS\n");
     t.push_str(&roff("xe <command> [ -s <server> ] [ -p <port> ] [ -u <username> -pw <password> | -pwf <password file> ] [ --nossl ] [ --debug ] [ --debug-on-fail ] [ --minimal ] [ key=value | --flag | map:key=value ... ]"));
     t.push_str("\n.SH DESCRIPTION\n");
-    t.push_str(&roff("xe parses XenServer's xe grammar, calls the XenAPI over JSON-RPC (XML-RPC on request, or when a server has no JSON-RPC) and prints exactly what XenServer's xe prints, with the same exit codes: 0 for success, help and usage, 1 for every failure. The default server 127.0.0.1 is reached through the local daemon's Unix socket; any other server over HTTPS without certificate verification, as xe does, unless --cacert is given."));
+    t.push_str(&roff("xe parses XenServer's xe grammar, calls the XenAPI over JSON-RPC (XML-RPC on request, or when a server has no JSON-RPC) and prints exactly what XenServer's xe prints, with the same exit codes: 0 for success, help and usage, 1 for every failure. The default server 127.0.0.1 is reached through the local daemon's Unix socket; any other server over HTTPS without certificate verification, as xe does, unless --cacert or --pin-cert is given."));
     t.push_str("\n.SH OPTIONS\n");
     for (flag, what) in [
         ("-s, -h <server>", "Server (also server=). Default 127.0.0.1."),
@@ -305,7 +305,8 @@ pub fn man() -> Vec<u8> {
         ("--output json|table", "List commands print JSON or a table (not in XenServer's xe)."),
         ("--xmlrpc, --jsonrpc", "Speak only this protocol (not in XenServer's xe)."),
         ("--socket <path>", "The local daemon's socket (not in XenServer's xe)."),
-        ("--cacert <file>", "Verify HTTPS servers against these PEM certificates: a CA, or the server's own certificate to pin it (not in XenServer's xe)."),
+        ("--cacert <file>", "Verify HTTPS servers against the CA certificates in this PEM file, with the usual hostname check (not in XenServer's xe)."),
+        ("--pin-cert <file>|sha256:<hex>", "Accept only this HTTPS server certificate, given as a PEM file or its SHA-256 fingerprint, whatever names it carries; the handshake signature is still checked. Overrides --cacert (not in XenServer's xe)."),
     ] {
         t.push_str(&format!(".TP\n\\fB{}\\fR\n{}\n", roff(flag), roff(what)));
     }
@@ -337,6 +338,7 @@ pub fn man() -> Vec<u8> {
         ),
         ("XE_PROTOCOL", "jsonrpc or xmlrpc."),
         ("XE_CACERT", "As --cacert."),
+        ("XE_PIN_CERT", "As --pin-cert."),
     ] {
         t.push_str(&format!(".TP\n\\fB{}\\fR\n{}\n", roff(var), roff(what)));
     }

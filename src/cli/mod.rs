@@ -14,7 +14,7 @@
 //! * [`generate`]: completions and the man page, from the table.
 //!
 //! It must never print anything a script could see differently from real xe unless asked for by
-//! an option real xe does not have (`--output`, `--xmlrpc`, `--socket`, `--cacert`).
+//! an option real xe does not have (`--output`, `--xmlrpc`, `--socket`, `--cacert`, `--pin-cert`).
 
 pub mod args;
 pub mod commands;
@@ -28,6 +28,7 @@ pub mod table;
 use std::io::Write;
 use std::path::PathBuf;
 
+use crate::client::pin::Fingerprint;
 use crate::client::{Connection, Debug, Endpoint, Protocol, Session, TlsVerify, DEFAULT_SOCKET};
 use args::{parse_command, parse_globals, Env, GlobalsError};
 use commands::{Extras, Format};
@@ -41,12 +42,14 @@ struct Ours {
     socket: Option<String>,
     protocol: Option<Protocol>,
     cacert: Option<String>,
+    pin_cert: Option<String>,
 }
 
 fn take_ours(argv: &[String], env: &Env) -> Result<(Vec<String>, Ours), String> {
     let mut o = Ours {
         socket: env.socket.clone(),
         cacert: env.cacert.clone(),
+        pin_cert: env.pin_cert.clone(),
         protocol: match env.protocol.as_deref() {
             Some("xmlrpc") => Some(Protocol::XmlRpc),
             Some("jsonrpc") => Some(Protocol::JsonRpc),
@@ -62,7 +65,7 @@ fn take_ours(argv: &[String], env: &Env) -> Result<(Vec<String>, Ours), String> 
             Some((n, v)) if n.starts_with("--") => (n, Some(v.to_string())),
             _ => (a, None),
         };
-        let takes_value = matches!(name, "--output" | "--socket" | "--cacert");
+        let takes_value = matches!(name, "--output" | "--socket" | "--cacert" | "--pin-cert");
         if takes_value {
             let v = match inline {
                 Some(v) => v,
@@ -83,6 +86,7 @@ fn take_ours(argv: &[String], env: &Env) -> Result<(Vec<String>, Ours), String> 
                     }
                 }
                 "--socket" => o.socket = Some(v),
+                "--pin-cert" => o.pin_cert = Some(v),
                 _ => o.cacert = Some(v),
             }
         } else if a == "--xmlrpc" {
@@ -181,15 +185,23 @@ pub fn run(argv: &[String], env: &Env, out: &mut dyn Write, err: &mut dyn Write)
             TransportKind::Plain,
         )
     } else if g.ssl {
+        // A pin names the one certificate to accept, so it overrides any CA file.
+        let verify = match (&ours.pin_cert, &ours.cacert) {
+            (Some(spec), _) => match Fingerprint::parse(spec) {
+                Ok(fp) => TlsVerify::Pin(fp),
+                Err(e) => {
+                    CliError::Failure(e).write(err);
+                    return 1;
+                }
+            },
+            (None, Some(f)) => TlsVerify::CaFile(f.into()),
+            (None, None) => TlsVerify::None,
+        };
         (
             Endpoint::Https {
                 host: g.server.clone(),
                 port: g.port.unwrap_or(443),
-                verify: ours
-                    .cacert
-                    .as_ref()
-                    .map(|f| TlsVerify::CaFile(f.into()))
-                    .unwrap_or_default(),
+                verify,
             },
             TransportKind::Tls,
         )
