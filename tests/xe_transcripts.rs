@@ -624,6 +624,52 @@ fn a_pinned_certificate_is_accepted_by_any_name_and_nothing_else_is() {
     );
 }
 
+/// Reference §6 case 12: a missing required parameter is reported before any connection, so
+/// it needs neither a server nor a login. Here the local socket does not exist and nothing
+/// listens on the fallback port; contacting anything would print a connection error instead.
+#[test]
+fn missing_parameters_are_reported_without_contacting_a_server() {
+    let d = TestDaemon::start();
+    let home = tempfile::tempdir().unwrap();
+    let closed = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let no_server = [("XAPI_SOCKET", "/nonexistent/xapi")];
+    let r = xe_env(
+        &d,
+        home.path(),
+        "jsonrpc",
+        &words(&format!(
+            "-s 127.0.0.1 -p {closed} pool-emergency-reset-master"
+        )),
+        &no_server,
+    );
+    assert_eq!(
+        r,
+        Run {
+            stdout: String::new(),
+            stderr: "Required parameter not found: master-address\nFor usage run: 'xe help'\n"
+                .into(),
+            code: 1
+        }
+    );
+    // The same setup with the parameter given does try to connect, and fails doing so.
+    let r = xe_env(
+        &d,
+        home.path(),
+        "jsonrpc",
+        &words(&format!(
+            "-s 127.0.0.1 -p {closed} pool-emergency-reset-master master-address=10.0.0.1"
+        )),
+        &no_server,
+    );
+    assert_eq!(
+        (r.code, r.stderr.as_str()),
+        (1, "Error: Connection refused (calling connect )\n")
+    );
+}
+
 #[test]
 fn unreachable_servers() {
     let d = TestDaemon::start();
@@ -694,6 +740,26 @@ fn output_json_and_table_are_opt_in() {
     assert!(
         t.stdout.contains("name-label") && t.stdout.contains("web") && t.stdout.contains(&uuid)
     );
+    // `--minimal` would drop the JSON or table and print an empty line: refused instead.
+    for (format, rc) in [("json", ""), ("table", "minimal=true\n")] {
+        std::fs::write(home.path().join(".xe"), rc).unwrap();
+        let extra = if rc.is_empty() { " --minimal" } else { "" };
+        let r = xe_env(
+            &d,
+            home.path(),
+            "jsonrpc",
+            &words(&format!("vm-list --output {format}{extra}")),
+            &[],
+        );
+        assert_eq!(
+            r,
+            Run {
+                stdout: String::new(),
+                stderr: format!("Error: --output {format} cannot be combined with --minimal\n"),
+                code: 1
+            }
+        );
+    }
 }
 
 #[test]

@@ -166,6 +166,17 @@ pub fn run(argv: &[String], env: &Env, out: &mut dyn Write, err: &mut dyn Write)
         CliError::UnknownCommand(cmd.name.clone()).write(err);
         return 1;
     };
+    // `--minimal` keeps only xe's first field and drops messages, which would silently print
+    // an empty line for JSON or a table; refuse the mix before contacting anything.
+    if minimal && ours.format != Format::Xe {
+        let name = if ours.format == Format::Json {
+            "json"
+        } else {
+            "table"
+        };
+        CliError::Failure(format!("--output {name} cannot be combined with --minimal")).write(err);
+        return 1;
+    }
     if let Some(missing) = c.reqd.iter().find(|r| !cmd.has(r)) {
         CliError::ParamNotFound(missing.clone()).write(err);
         return 1;
