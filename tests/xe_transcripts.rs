@@ -767,25 +767,38 @@ fn bash_completion_completes_commands_parameters_and_uuids() {
     let d = TestDaemon::start();
     let bin = tempfile::tempdir().unwrap();
     std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_xe"), bin.path().join("xe")).unwrap();
-    let (host, name) = {
+    let (host, name, vm) = {
         let mut s = session(&d);
+        // A name-label with a comma and a space: xe escapes the comma in --minimal output, and
+        // the completion must give it back whole, quoted for the shell.
+        let vm = create_vm(&mut s, "web, db 1", &[]);
         (
             first_uuid(&mut s, "host"),
             field(&mut s, "host", "name_label"),
+            vm,
         )
     };
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("completions/xe.bash");
-    // Simulate readline: COMP_WORDBREAKS splits at '=', COMP_LINE is the text up to the cursor.
+    // Readline's view: COMP_LINE up to the cursor; replies replace the text after the last
+    // word break (`=` is one).
     let probe = r#"
 source "$1"
-t() { COMP_LINE="$1"; COMP_POINT=${#COMP_LINE}; local l="${1//=/ = }"; read -ra COMP_WORDS <<< "$l"
-      [[ "$1" == *" " || "$1" == *"=" ]] && COMP_WORDS+=(""); COMP_CWORD=$((${#COMP_WORDS[@]}-1))
-      COMPREPLY=(); _xe; echo "${COMPREPLY[*]}"; }
+t() { COMP_LINE="$1"; COMP_POINT=${#COMP_LINE}; COMPREPLY=(); _xe; echo "${COMPREPLY[*]}"; }
 t "xe host-cpu-l"
 t "xe pool-ha-enable "
 t "xe host-param-list uuid="
 t "xe vm-param-get uuid=x param-name=ha-r"
 t "xe host-disable host="
+t "xe --nossl host-cpu-l"
+t "xe -s somewhere -p 443 host-cpu-l"
+t "xe help host-cpu-"
+t "xe help host-cpu-list "
+t "xe vm-start vm=web"
+t "xe vm-start vm="
+t "xe --no"
+t "xe vm-list --m"
+t "xe -pw "
+t "xe --output t"
 "#;
     let o = Command::new("bash")
         .args(["-c", probe, "probe", script.to_str().unwrap()])
@@ -800,11 +813,26 @@ t "xe host-disable host="
         .env("XAPI_SOCKET", &d.socket)
         .output()
         .unwrap();
+    let want = [
+        "host-cpu-list".to_string(),
+        "heartbeat-sr-uuids= ha-config:".into(),
+        host.clone(),
+        "ha-restart-priority".into(),
+        format!("{host} {name}"),
+        "host-cpu-list".into(),
+        "host-cpu-list".into(),
+        "host-cpu-info host-cpu-list host-cpu-param-get host-cpu-param-list".into(),
+        String::new(),
+        "web\\,\\ db\\ 1".into(),
+        format!("{vm} web\\,\\ db\\ 1"),
+        "--nossl".into(),
+        "--minimal --multiple".into(),
+        String::new(),
+        "table".into(),
+    ];
     assert_eq!(
         String::from_utf8_lossy(&o.stdout),
-        format!(
-            "host-cpu-list\nheartbeat-sr-uuids= ha-config:\n{host}\nha-restart-priority\n{host} {name}\n"
-        ),
+        want.join("\n") + "\n",
         "{}",
         String::from_utf8_lossy(&o.stderr)
     );
@@ -985,18 +1013,24 @@ fn shell(d: &TestDaemon, sh: &str, script: &str) -> String {
 #[ignore = "needs fish installed; run with --ignored"]
 fn fish_completion_completes_commands_parameters_and_uuids() {
     let d = TestDaemon::start();
-    let host = {
+    let (host, vm) = {
         let mut s = session(&d);
-        first_uuid(&mut s, "host")
+        let vm = create_vm(&mut s, "web, db 1", &[]);
+        (first_uuid(&mut s, "host"), vm)
     };
     let out = shell(
         &d,
         "fish",
-        "source completions/xe.fish; complete -C 'xe pool-ha-ena'; complete -C 'xe pool-ha-enable '; complete -C 'xe host-param-list uuid='",
+        "source completions/xe.fish; for l in 'xe pool-ha-ena' 'xe pool-ha-enable ' 'xe host-param-list uuid=' \
+         'xe --nossl pool-ha-ena' 'xe -s somewhere pool-ha-ena' 'xe help pool-ha-ena' 'xe help pool-ha-enable ' \
+         'xe vm-start vm=' 'xe --no' 'xe -s '; complete -C $l; end",
     );
+    let cmd = "pool-ha-enable\tEnable HA on this Pool\n";
     assert_eq!(
         out,
-        format!("pool-ha-enable\tEnable HA on this Pool\nha-config:\nheartbeat-sr-uuids=\nuuid={host}\n")
+        format!(
+            "{cmd}ha-config:\nheartbeat-sr-uuids=\nuuid={host}\n{cmd}{cmd}{cmd}vm={vm}\nvm=web, db 1\n--nossl\n"
+        )
     );
 }
 
@@ -1004,28 +1038,42 @@ fn fish_completion_completes_commands_parameters_and_uuids() {
 #[ignore = "needs zsh installed; run with --ignored"]
 fn zsh_completion_completes_commands_parameters_and_uuids() {
     let d = TestDaemon::start();
-    let host = {
+    let (host, vm) = {
         let mut s = session(&d);
-        first_uuid(&mut s, "host")
+        let vm = create_vm(&mut s, "web, db 1", &[]);
+        (first_uuid(&mut s, "host"), vm)
     };
     // zsh's completion builtins only exist inside the line editor, so stand-ins print what
-    // the function would offer.
+    // the function would offer for the current PREFIX.
     let out = shell(
         &d,
         "zsh",
         r#"
-compadd() { while [[ $1 == -* && $1 != -a ]]; do shift 2; done; [[ $1 == -a ]] && (( ${#${(P)2}} )) && print -l -- ${(P)2}; return 0 }
-_describe() { print -l -- ${(P)2} | grep '^pool-ha-ena' }
+offer() { local -a m=(${(M)${(P)1}:#${PREFIX}*}); (( ${#m} )) && print -l -- $m; return 0 }
+compadd() { while [[ $1 == -* && $1 != -a ]]; do shift 2; done; [[ $1 == -a ]] && offer $2 }
+_describe() { offer $2 }
 compset() { PREFIX=${PREFIX#*=} }
+PREFIX=none
 source completions/_xe
-words=(xe pool-ha-ena); CURRENT=2; PREFIX=pool-ha-ena; _xe
-words=(xe pool-ha-enable ""); CURRENT=3; PREFIX=""; _xe
-words=(xe host-param-list uuid=); CURRENT=3; PREFIX="uuid="; _xe
+t() { words=("${(@)argv[1,-2]}"); CURRENT=${#words}; PREFIX=$argv[-1]; _xe }
+t xe pool-ha-ena pool-ha-ena
+t xe pool-ha-enable "" ""
+t xe host-param-list uuid= uuid=
+t xe --nossl pool-ha-ena pool-ha-ena
+t xe -s somewhere pool-ha-ena pool-ha-ena
+t xe help pool-ha-ena pool-ha-ena
+t xe help pool-ha-enable "" ""
+t xe vm-start vm= vm=
+t xe --no --no
+t xe -s "" ""
 "#,
     );
+    let cmd = "pool-ha-enable:Enable HA on this Pool\n";
     assert_eq!(
         out,
-        format!("pool-ha-enable:Enable HA on this Pool\nheartbeat-sr-uuids=\nha-config:\n{host}\n")
+        format!(
+            "{cmd}heartbeat-sr-uuids=\nha-config:\n{host}\n{cmd}{cmd}{cmd}{vm}\nweb, db 1\n--nossl\n"
+        )
     );
 }
 

@@ -20,6 +20,7 @@ pub mod args;
 pub mod commands;
 pub mod errors;
 pub mod generate;
+pub mod globals;
 pub mod help;
 pub mod printer;
 pub mod records;
@@ -65,8 +66,8 @@ fn take_ours(argv: &[String], env: &Env) -> Result<(Vec<String>, Ours), String> 
             Some((n, v)) if n.starts_with("--") => (n, Some(v.to_string())),
             _ => (a, None),
         };
-        let takes_value = matches!(name, "--output" | "--socket" | "--cacert" | "--pin-cert");
-        if takes_value {
+        let ours_flag = globals::find(name, globals::Stage::Ours);
+        if ours_flag.is_some_and(|g| g.value.is_some()) {
             let v = match inline {
                 Some(v) => v,
                 None => {
@@ -87,7 +88,8 @@ fn take_ours(argv: &[String], env: &Env) -> Result<(Vec<String>, Ours), String> 
                 }
                 "--socket" => o.socket = Some(v),
                 "--pin-cert" => o.pin_cert = Some(v),
-                _ => o.cacert = Some(v),
+                "--cacert" => o.cacert = Some(v),
+                other => unreachable!("{other} is in the global table but has no handler"),
             }
         } else if a == "--xmlrpc" {
             o.protocol = Some(Protocol::XmlRpc);
@@ -320,4 +322,27 @@ pub fn main() -> i32 {
     let code = run(&argv, &Env::from_process(), &mut out, &mut err);
     let _ = out.flush();
     code
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_option_of_ours_in_the_global_table_is_taken_out() {
+        let ours = globals::GLOBALS
+            .iter()
+            .filter(|g| g.stage == globals::Stage::Ours);
+        for g in ours {
+            for f in g.flags {
+                let mut argv = vec![f.to_string()];
+                if g.value.is_some() {
+                    argv.push(if *f == "--output" { "json" } else { "x" }.into());
+                }
+                argv.push("host-list".into());
+                let (rest, _) = take_ours(&argv, &Env::default()).unwrap();
+                assert_eq!(rest, ["host-list"], "{f}");
+            }
+        }
+    }
 }
