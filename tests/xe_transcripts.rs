@@ -1121,3 +1121,34 @@ fn dangerous_commands_ask_only_on_a_terminal() {
     );
     assert!(!no.contains("HA is not enabled"), "{no}");
 }
+
+#[test]
+fn ha_enable_and_disable_show_a_spinner_only_on_a_terminal() {
+    let d = TestDaemon::start();
+    let xe = env!("CARGO_BIN_EXE_xe");
+    // `script` runs the command on a pseudo-terminal and copies what it shows to our stdout.
+    let on_pty = |cmd: &str| -> String {
+        let o = Command::new("script")
+            .args(["-qec", cmd, "/dev/null"])
+            .env("XAPI_SOCKET", &d.socket)
+            .stdin(std::process::Stdio::null())
+            .output()
+            .expect("script(1) from util-linux");
+        String::from_utf8_lossy(&o.stdout).into()
+    };
+    let refused = "The operation could not be performed because HA is not enabled on the Pool";
+    let tty = on_pty(&format!("{xe} pool-ha-disable"));
+    assert!(tty.contains("Disabling HA on the pool"), "{tty:?}");
+    assert!(tty.ends_with(&format!("{refused}\r\n")), "{tty:?}");
+    let tty = on_pty(&format!("{xe} pool-ha-enable ha-config:timeout=90"));
+    assert!(tty.contains("Enabling HA on the pool"), "{tty:?}");
+    // With stdin or stderr not a terminal, only xe's own text.
+    for redirect in ["< /dev/null", "2>&1 | cat"] {
+        let plain = on_pty(&format!("{xe} pool-ha-disable {redirect}"));
+        assert_eq!(plain, format!("{refused}\r\n"), "{redirect}");
+    }
+    let plain = on_pty(&format!(
+        "{xe} pool-ha-enable ha-config:timeout=90 < /dev/null"
+    ));
+    assert!(!plain.contains("Enabling HA"), "{plain:?}");
+}
