@@ -11,14 +11,14 @@
 //!   optional line for `<vm-selectors>`/`<host-selectors>`/`<sr-selectors>` (773-776);
 //! * `xe <class>-list --minimal params=uuid` (with `--all` for `*-uuid=` values) and
 //!   `xe <class>-list params=name-label,number,vm-name-label,device --minimal uuid=<u>` for
-//!   descriptions (`uuid)` case 196-255, `set_completions_for_names` 735-741, `*)` 610-630);
-//!   `xe <class>-list --minimal params=name-label` for `vm=`/`host=`/`sr=` (257-276); the
+//!   descriptions (`uuid)` case 210-256, `set_completions_for_names` 735-741, `*)` 599-630);
+//!   `xe <class>-list --minimal params=name-label` for `vm=`/`host=`/`sr=` (258-277); the
 //!   `--minimal` list is split on unescaped commas, then `\,` and `\\` are unescaped
 //!   (`__preprocess_suggestions` 846-858);
 //! * `xe <class>-list params=all [uuid=<u>]`, whose lines give field names by cutting at the first
 //!   `:` and deleting the `(…)` marker (`params)` case 279-291), and whose `SRW`/`MRW` lines give the
 //!   names offered to `-param-add`/`-param-remove`, all names to `-param-get` (`param-name)` case
-//!   301-318).
+//!   302-318).
 
 mod common;
 
@@ -67,8 +67,8 @@ fn help_minimal_all_is_one_plain_comma_list_of_the_visible_commands() {
         .map(|c| c.name.as_str())
         .collect();
     want.sort();
-    // `__split_into_groups` splits on every comma, so names must need no escaping, and it cuts
-    // at `-` to find the groups (vm-, host-, pool-…).
+    // Upstream 113-125 and 18-25: `__split_into_groups` splits on every comma, so names must
+    // need no escaping, and it cuts at `-` to find the groups (vm-, host-, pool-…).
     assert_eq!(names, want);
     for n in &names {
         assert!(
@@ -83,7 +83,8 @@ fn help_for_each_command_parses_into_its_parameters() {
     let d = TestDaemon::start();
     for c in commands().iter().filter(|c| !c.hidden) {
         let out = ok(&d, &["help", &c.name]);
-        // `grep '^[^:]*<key>'`: exactly one line has the key before its first colon.
+        // Upstream 745, 757-758, 774-776: `grep '^[^:]*<key>'`, so exactly one line has the key
+        // before its first colon.
         let line = |key: &str| -> String {
             let hits: Vec<&str> = out
                 .lines()
@@ -92,7 +93,8 @@ fn help_for_each_command_parses_into_its_parameters() {
             assert_eq!(hits.len(), 1, "{}: {key} in {out:?}", c.name);
             hits[0].to_string()
         };
-        // `cut -d: -f2- | grep -Ev "^ $" | cut -c 2-`, then split on `,` and drop spaces.
+        // Upstream 751-752 (`__process_params`): `cut -d: -f2- | grep -Ev "^ $" | cut -c 2-`,
+        // then split on `,` and drop spaces; an empty list must be exactly one space.
         let params = |key: &str| -> Vec<String> {
             let l = line(key);
             let after = l.split_once(':').unwrap().1;
@@ -113,7 +115,7 @@ fn help_for_each_command_parses_into_its_parameters() {
                 c.name
             );
         }
-        // Selector detection greps the optional line for the literal tokens.
+        // Upstream 774-776: selector detection greps the optional line for the literal tokens.
         let sel = line("optional params");
         for token in ["<vm-selectors>", "<host-selectors>", "<sr-selectors>"] {
             assert_eq!(
@@ -123,7 +125,8 @@ fn help_for_each_command_parses_into_its_parameters() {
                 c.name
             );
         }
-        // `description`: `cut -d: -f2-` keeps the whole help text after the key.
+        // Upstream 745-746 (`description`): `cut -d: -f2-` keeps the whole help text after the
+        // key (then cuts at the first `.`).
         let desc = line("description");
         assert_eq!(
             desc.split_once(':').unwrap().1,
@@ -148,8 +151,9 @@ fn value_lists_and_their_descriptions() {
         ],
     );
     let vm = one_line(&ok(&d, &["vm-create", "name-label=a,b\\c"])).to_string();
-    // `uuid=` values: `xe <class>-list --minimal params=uuid`; descriptions name fields the class
-    // may not have (number, vm-name-label, device), which must be ignored, not refused.
+    // Upstream 210-256 and 737: `uuid=` values come from `xe <class>-list --minimal params=uuid`;
+    // the description command (251) names fields the class may not have (number,
+    // vm-name-label, device), which must be ignored, not refused.
     for (class, described_by) in [
         ("host", "name-label"),
         ("vm", "name-label"),
@@ -159,7 +163,7 @@ fn value_lists_and_their_descriptions() {
         let list = format!("{class}-list");
         let uuids = minimal_words(one_line(&ok(&d, &[&list, "--minimal", "params=uuid"])));
         assert!(!uuids.is_empty(), "{class}");
-        // `*-uuid=` values list with `--all` (sr-uuid=, host-uuid=…).
+        // Upstream 604-630: `*-uuid=` values list with `--all` (sr-uuid=, host-uuid=…).
         let all = minimal_words(one_line(&ok(
             &d,
             &[&list, "--all", "--minimal", "params=uuid"],
@@ -182,8 +186,8 @@ fn value_lists_and_their_descriptions() {
             assert!(!one_line(&desc).is_empty(), "{class} {u}");
         }
     }
-    // `vm=`/`sr=` values: name-labels, with commas and backslashes escaped so the script's
-    // splitting gives them back whole.
+    // Upstream 258-277 and 849: `vm=`/`sr=` values are name-labels, with commas and backslashes
+    // escaped so the script's splitting gives them back whole.
     let vms = ok(&d, &["vm-list", "--minimal", "params=name-label"]);
     assert_eq!(one_line(&vms), "a\\,b\\\\c");
     assert_eq!(minimal_words(one_line(&vms)), ["a,b\\c"]);
@@ -218,7 +222,8 @@ fn params_all_lines_give_the_field_names() {
         let mut all = Vec::new();
         let mut settable = Vec::new();
         for l in out.lines().filter(|l| !l.is_empty()) {
-            // `cut -d: -f1`, then delete the `(…)` marker and the surrounding spaces.
+            // Upstream 285-288 and 306-314: `cut -d: -f1` (or at `(`), then delete the `(…)`
+            // marker and the surrounding spaces.
             let key = l.split(':').next().unwrap();
             let (name, marker) = key
                 .trim()
@@ -235,7 +240,8 @@ fn params_all_lines_give_the_field_names() {
                 settable.push((name.to_string(), marker == "MRW"));
             }
         }
-        // Every offered name is one `-param-get` accepts; the SRW/MRW ones take param-add.
+        // Upstream 312-314 offers every name to `-param-get`, 304-311 the SRW/MRW ones to
+        // `-param-add`/`-param-remove`: each must be accepted.
         for name in &all {
             ok(
                 &d,
