@@ -23,6 +23,7 @@ mod common;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::time::Duration;
 
 use common::{TestDaemon, PASSWORD};
 use xenha::client::{value_text, Connection, Endpoint, Protocol, Session};
@@ -90,15 +91,26 @@ fn run_of(o: std::process::Output) -> Run {
 }
 
 fn session(d: &TestDaemon) -> Session {
-    let conn = Connection::new(
-        Endpoint::Local {
-            socket: d.socket.clone(),
-            fallback_port: 1,
+    // TestDaemon::start returns once the socket file exists, which can be a moment before the
+    // daemon accepts on it (seen under load as ECONNREFUSED), so retry within a deadline.
+    let mut session = None;
+    common::wait_for(
+        "a login over the daemon's socket",
+        Duration::from_secs(10),
+        || {
+            let conn = Connection::new(
+                Endpoint::Local {
+                    socket: d.socket.clone(),
+                    fallback_port: 1,
+                },
+                Protocol::JsonRpc,
+                false,
+            );
+            session = Session::login_with_password(conn, "root", PASSWORD).ok();
+            session.is_some()
         },
-        Protocol::JsonRpc,
-        false,
     );
-    Session::login_with_password(conn, "root", PASSWORD).expect("login")
+    session.expect("logged in")
 }
 
 fn first_uuid(s: &mut Session, class: &str) -> String {
