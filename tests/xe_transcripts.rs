@@ -6,6 +6,8 @@
 //! * `# …` comment;
 //! * `@vm NAME [api_field=value …]` creates a VM through the XenAPI (`VM.create`) and binds
 //!   `{vm:NAME}` to its uuid;
+//! * `@message NAME PRIORITY CLASS OBJ-UUID BODY…` creates a message (`message.create`) and
+//!   binds `{message:NAME}` to its uuid;
 //! * `$ xe ARGS…` runs xe (words split on spaces);
 //! * `$= NAME xe ARGS…` runs xe, which must succeed silently on stderr and print one line, and
 //!   binds `{NAME}` to that line (e.g. the uuid `vm-create` prints);
@@ -21,6 +23,7 @@ mod common;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::time::Duration;
 
 use common::{TestDaemon, PASSWORD};
 use xenha::client::{value_text, Connection, Endpoint, Protocol, Session};
@@ -88,15 +91,26 @@ fn run_of(o: std::process::Output) -> Run {
 }
 
 fn session(d: &TestDaemon) -> Session {
-    let conn = Connection::new(
-        Endpoint::Local {
-            socket: d.socket.clone(),
-            fallback_port: 1,
+    // TestDaemon::start returns once the socket file exists, which can be a moment before the
+    // daemon accepts on it (seen under load as ECONNREFUSED), so retry within a deadline.
+    let mut session = None;
+    common::wait_for(
+        "a login over the daemon's socket",
+        Duration::from_secs(10),
+        || {
+            let conn = Connection::new(
+                Endpoint::Local {
+                    socket: d.socket.clone(),
+                    fallback_port: 1,
+                },
+                Protocol::JsonRpc,
+                false,
+            );
+            session = Session::login_with_password(conn, "root", PASSWORD).ok();
+            session.is_some()
         },
-        Protocol::JsonRpc,
-        false,
     );
-    Session::login_with_password(conn, "root", PASSWORD).expect("login")
+    session.expect("logged in")
 }
 
 fn first_uuid(s: &mut Session, class: &str) -> String {
@@ -122,6 +136,30 @@ fn create_vm(s: &mut Session, name: &str, fields: &[(&str, &str)]) -> String {
         .call("VM.create", &[Value::Struct(rec)])
         .expect("VM.create");
     value_text(&s.call("VM.get_uuid", &[r]).unwrap())
+}
+
+/// Create a message through the API, as the daemon's alerts do; returns its uuid.
+fn create_message(
+    s: &mut Session,
+    name: &str,
+    priority: i64,
+    cls: &str,
+    obj: &str,
+    body: &str,
+) -> String {
+    let r = s
+        .call(
+            "message.create",
+            &[
+                Value::str(name),
+                Value::Int(priority),
+                Value::str(cls),
+                Value::str(obj),
+                Value::str(body),
+            ],
+        )
+        .expect("message.create");
+    value_text(&s.call("message.get_uuid", &[r]).unwrap())
 }
 
 fn subst(s: &str, vars: &HashMap<String, String>) -> String {
@@ -166,6 +204,17 @@ fn play(fixture: &Path, protocol: &str) {
             let fields: Vec<(&str, &str)> = words.filter_map(|w| w.split_once('=')).collect();
             let uuid = create_vm(&mut s, name, &fields);
             vars.insert(format!("vm:{name}"), uuid);
+        } else if let Some(rest) = line.strip_prefix("@message ") {
+            let rest = subst(rest, &vars);
+            let w: Vec<&str> = rest.splitn(5, ' ').collect();
+            assert_eq!(
+                w.len(),
+                5,
+                "{at}: `@message NAME PRIORITY CLASS OBJ-UUID BODY`"
+            );
+            let priority = w[1].parse().unwrap_or_else(|_| panic!("{at}: priority"));
+            let uuid = create_message(&mut s, w[0], priority, w[2], w[3], w[4]);
+            vars.insert(format!("message:{}", w[0]), uuid);
         } else if let Some(rest) = line.strip_prefix("$= ") {
             assert!(pending.is_none(), "{at}: previous command has no `? code`");
             let (name, cmd) = rest
@@ -452,7 +501,7 @@ fn password_file_rc_file_and_extra_args() {
 }
 
 #[test]
-fn https_without_and_with_a_pinned_certificate() {
+fn https_without_verification_and_against_a_ca_file() {
     let d = TestDaemon::start();
     let home = tempfile::tempdir().unwrap();
     let port = d.https.rsplit(':').next().unwrap().to_string();
@@ -479,7 +528,7 @@ fn https_without_and_with_a_pinned_certificate() {
         &[],
     );
     assert_eq!(pinned.stdout, format!("{host}\n"));
-    // Pinning some other certificate must fail like an unreachable server.
+    // A CA file that does not vouch for the server must fail like an unreachable server.
     let other = home.path().join("other.pem");
     let cert = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
     std::fs::write(&other, cert.cert.pem()).unwrap();
@@ -497,6 +546,139 @@ fn https_without_and_with_a_pinned_certificate() {
             stderr: "Unable to contact server. Please check server and port settings.\n".into(),
             code: 1
         }
+    );
+}
+
+/// `--pin-cert`/`XE_PIN_CERT` accept exactly one certificate, whatever names it carries: the
+/// daemon's certificate names its hostname, localhost and 127.0.0.1, and here it is reached by
+/// another loopback address, which `--cacert` (a CA check with hostname) refuses.
+#[test]
+fn a_pinned_certificate_is_accepted_by_any_name_and_nothing_else_is() {
+    use sha2::Digest;
+    let ip = "127.0.4.10";
+    let port = std::net::TcpListener::bind(format!("{ip}:0"))
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let d = TestDaemon::start_at(ip, port, &[]);
+    let home = tempfile::tempdir().unwrap();
+    let https = d.https.rsplit(':').next().unwrap().to_string();
+    let host = {
+        let mut s = session(&d);
+        first_uuid(&mut s, "host")
+    };
+    let base = format!("-s {ip} -p {https} -pw {PASSWORD} host-list --minimal");
+    let pem = d.state_dir().join("xapi-ssl.pem");
+    let unreachable = Run {
+        stdout: String::new(),
+        stderr: "Unable to contact server. Please check server and port settings.\n".into(),
+        code: 1,
+    };
+    let found = Run {
+        stdout: format!("{host}\n"),
+        stderr: String::new(),
+        code: 0,
+    };
+    let run = |extra: &str, env: &[(&str, &str)]| {
+        xe_env(
+            &d,
+            home.path(),
+            "jsonrpc",
+            &words(&format!("{base} {extra}")),
+            env,
+        )
+    };
+    assert_eq!(
+        run(&format!("--cacert {}", pem.display()), &[]),
+        unreachable
+    );
+    assert_eq!(run(&format!("--pin-cert {}", pem.display()), &[]), found);
+    // The same pin as a fingerprint, on the command line and from the environment.
+    let der = {
+        use rustls::pki_types::{pem::PemObject, CertificateDer};
+        CertificateDer::from_pem_file(&pem).unwrap()
+    };
+    let hex: String = sha2::Sha256::digest(&der)
+        .iter()
+        .map(|b| format!("{b:02X}"))
+        .collect::<Vec<_>>()
+        .join(":");
+    assert_eq!(run(&format!("--pin-cert sha256:{hex}"), &[]), found);
+    assert_eq!(run("", &[("XE_PIN_CERT", &format!("sha256:{hex}"))]), found);
+    // A pin overrides a CA file that would refuse the name.
+    assert_eq!(
+        run(
+            &format!("--cacert {} --pin-cert sha256:{hex}", pem.display()),
+            &[]
+        ),
+        found
+    );
+    // Any other certificate, even one for the right names, is refused.
+    let other = home.path().join("other.pem");
+    let cert = rcgen::generate_simple_self_signed(vec![ip.into(), "localhost".into()]).unwrap();
+    std::fs::write(&other, cert.cert.pem()).unwrap();
+    assert_eq!(
+        run(&format!("--pin-cert {}", other.display()), &[]),
+        unreachable
+    );
+    let wrong = format!("sha256:{}", "00".repeat(32));
+    assert_eq!(run("", &[("XE_PIN_CERT", &wrong)]), unreachable);
+    assert_eq!(
+        run("--pin-cert sha256:1234", &[]),
+        Run {
+            stdout: String::new(),
+            stderr:
+                "Error: certificate pin 'sha256:1234' is not sha256: followed by 64 hex digits\n"
+                    .into(),
+            code: 1
+        }
+    );
+}
+
+/// Reference §6 case 12: a missing required parameter is reported before any connection, so
+/// it needs neither a server nor a login. Here the local socket does not exist and nothing
+/// listens on the fallback port; contacting anything would print a connection error instead.
+#[test]
+fn missing_parameters_are_reported_without_contacting_a_server() {
+    let d = TestDaemon::start();
+    let home = tempfile::tempdir().unwrap();
+    let closed = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let no_server = [("XAPI_SOCKET", "/nonexistent/xapi")];
+    let r = xe_env(
+        &d,
+        home.path(),
+        "jsonrpc",
+        &words(&format!(
+            "-s 127.0.0.1 -p {closed} pool-emergency-reset-master"
+        )),
+        &no_server,
+    );
+    assert_eq!(
+        r,
+        Run {
+            stdout: String::new(),
+            stderr: "Required parameter not found: master-address\nFor usage run: 'xe help'\n"
+                .into(),
+            code: 1
+        }
+    );
+    // The same setup with the parameter given does try to connect, and fails doing so.
+    let r = xe_env(
+        &d,
+        home.path(),
+        "jsonrpc",
+        &words(&format!(
+            "-s 127.0.0.1 -p {closed} pool-emergency-reset-master master-address=10.0.0.1"
+        )),
+        &no_server,
+    );
+    assert_eq!(
+        (r.code, r.stderr.as_str()),
+        (1, "Error: Connection refused (calling connect )\n")
     );
 }
 
@@ -570,6 +752,26 @@ fn output_json_and_table_are_opt_in() {
     assert!(
         t.stdout.contains("name-label") && t.stdout.contains("web") && t.stdout.contains(&uuid)
     );
+    // `--minimal` would drop the JSON or table and print an empty line: refused instead.
+    for (format, rc) in [("json", ""), ("table", "minimal=true\n")] {
+        std::fs::write(home.path().join(".xe"), rc).unwrap();
+        let extra = if rc.is_empty() { " --minimal" } else { "" };
+        let r = xe_env(
+            &d,
+            home.path(),
+            "jsonrpc",
+            &words(&format!("vm-list --output {format}{extra}")),
+            &[],
+        );
+        assert_eq!(
+            r,
+            Run {
+                stdout: String::new(),
+                stderr: format!("Error: --output {format} cannot be combined with --minimal\n"),
+                code: 1
+            }
+        );
+    }
 }
 
 #[test]
@@ -577,25 +779,38 @@ fn bash_completion_completes_commands_parameters_and_uuids() {
     let d = TestDaemon::start();
     let bin = tempfile::tempdir().unwrap();
     std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_xe"), bin.path().join("xe")).unwrap();
-    let (host, name) = {
+    let (host, name, vm) = {
         let mut s = session(&d);
+        // A name-label with a comma and a space: xe escapes the comma in --minimal output, and
+        // the completion must give it back whole, quoted for the shell.
+        let vm = create_vm(&mut s, "web, db 1", &[]);
         (
             first_uuid(&mut s, "host"),
             field(&mut s, "host", "name_label"),
+            vm,
         )
     };
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("completions/xe.bash");
-    // Simulate readline: COMP_WORDBREAKS splits at '=', COMP_LINE is the text up to the cursor.
+    // Readline's view: COMP_LINE up to the cursor; replies replace the text after the last
+    // word break (`=` is one).
     let probe = r#"
 source "$1"
-t() { COMP_LINE="$1"; COMP_POINT=${#COMP_LINE}; local l="${1//=/ = }"; read -ra COMP_WORDS <<< "$l"
-      [[ "$1" == *" " || "$1" == *"=" ]] && COMP_WORDS+=(""); COMP_CWORD=$((${#COMP_WORDS[@]}-1))
-      COMPREPLY=(); _xe; echo "${COMPREPLY[*]}"; }
+t() { COMP_LINE="$1"; COMP_POINT=${#COMP_LINE}; COMPREPLY=(); _xe; echo "${COMPREPLY[*]}"; }
 t "xe host-cpu-l"
 t "xe pool-ha-enable "
 t "xe host-param-list uuid="
 t "xe vm-param-get uuid=x param-name=ha-r"
 t "xe host-disable host="
+t "xe --nossl host-cpu-l"
+t "xe -s somewhere -p 443 host-cpu-l"
+t "xe help host-cpu-"
+t "xe help host-cpu-list "
+t "xe vm-start vm=web"
+t "xe vm-start vm="
+t "xe --no"
+t "xe vm-list --m"
+t "xe -pw "
+t "xe --output t"
 "#;
     let o = Command::new("bash")
         .args(["-c", probe, "probe", script.to_str().unwrap()])
@@ -610,11 +825,26 @@ t "xe host-disable host="
         .env("XAPI_SOCKET", &d.socket)
         .output()
         .unwrap();
+    let want = [
+        "host-cpu-list".to_string(),
+        "heartbeat-sr-uuids= ha-config:".into(),
+        host.clone(),
+        "ha-restart-priority".into(),
+        format!("{host} {name}"),
+        "host-cpu-list".into(),
+        "host-cpu-list".into(),
+        "host-cpu-info host-cpu-list host-cpu-param-get host-cpu-param-list".into(),
+        String::new(),
+        "web\\,\\ db\\ 1".into(),
+        format!("{vm} web\\,\\ db\\ 1"),
+        "--nossl".into(),
+        "--minimal --multiple".into(),
+        String::new(),
+        "table".into(),
+    ];
     assert_eq!(
         String::from_utf8_lossy(&o.stdout),
-        format!(
-            "host-cpu-list\nheartbeat-sr-uuids= ha-config:\n{host}\nha-restart-priority\n{host} {name}\n"
-        ),
+        want.join("\n") + "\n",
         "{}",
         String::from_utf8_lossy(&o.stderr)
     );
@@ -795,18 +1025,24 @@ fn shell(d: &TestDaemon, sh: &str, script: &str) -> String {
 #[ignore = "needs fish installed; run with --ignored"]
 fn fish_completion_completes_commands_parameters_and_uuids() {
     let d = TestDaemon::start();
-    let host = {
+    let (host, vm) = {
         let mut s = session(&d);
-        first_uuid(&mut s, "host")
+        let vm = create_vm(&mut s, "web, db 1", &[]);
+        (first_uuid(&mut s, "host"), vm)
     };
     let out = shell(
         &d,
         "fish",
-        "source completions/xe.fish; complete -C 'xe pool-ha-ena'; complete -C 'xe pool-ha-enable '; complete -C 'xe host-param-list uuid='",
+        "source completions/xe.fish; for l in 'xe pool-ha-ena' 'xe pool-ha-enable ' 'xe host-param-list uuid=' \
+         'xe --nossl pool-ha-ena' 'xe -s somewhere pool-ha-ena' 'xe help pool-ha-ena' 'xe help pool-ha-enable ' \
+         'xe vm-start vm=' 'xe --no' 'xe -s '; complete -C $l; end",
     );
+    let cmd = "pool-ha-enable\tEnable HA on this Pool\n";
     assert_eq!(
         out,
-        format!("pool-ha-enable\tEnable HA on this Pool\nha-config:\nheartbeat-sr-uuids=\nuuid={host}\n")
+        format!(
+            "{cmd}ha-config:\nheartbeat-sr-uuids=\nuuid={host}\n{cmd}{cmd}{cmd}vm={vm}\nvm=web, db 1\n--nossl\n"
+        )
     );
 }
 
@@ -814,28 +1050,42 @@ fn fish_completion_completes_commands_parameters_and_uuids() {
 #[ignore = "needs zsh installed; run with --ignored"]
 fn zsh_completion_completes_commands_parameters_and_uuids() {
     let d = TestDaemon::start();
-    let host = {
+    let (host, vm) = {
         let mut s = session(&d);
-        first_uuid(&mut s, "host")
+        let vm = create_vm(&mut s, "web, db 1", &[]);
+        (first_uuid(&mut s, "host"), vm)
     };
     // zsh's completion builtins only exist inside the line editor, so stand-ins print what
-    // the function would offer.
+    // the function would offer for the current PREFIX.
     let out = shell(
         &d,
         "zsh",
         r#"
-compadd() { while [[ $1 == -* && $1 != -a ]]; do shift 2; done; [[ $1 == -a ]] && (( ${#${(P)2}} )) && print -l -- ${(P)2}; return 0 }
-_describe() { print -l -- ${(P)2} | grep '^pool-ha-ena' }
+offer() { local -a m=(${(M)${(P)1}:#${PREFIX}*}); (( ${#m} )) && print -l -- $m; return 0 }
+compadd() { while [[ $1 == -* && $1 != -a ]]; do shift 2; done; [[ $1 == -a ]] && offer $2 }
+_describe() { offer $2 }
 compset() { PREFIX=${PREFIX#*=} }
+PREFIX=none
 source completions/_xe
-words=(xe pool-ha-ena); CURRENT=2; PREFIX=pool-ha-ena; _xe
-words=(xe pool-ha-enable ""); CURRENT=3; PREFIX=""; _xe
-words=(xe host-param-list uuid=); CURRENT=3; PREFIX="uuid="; _xe
+t() { words=("${(@)argv[1,-2]}"); CURRENT=${#words}; PREFIX=$argv[-1]; _xe }
+t xe pool-ha-ena pool-ha-ena
+t xe pool-ha-enable "" ""
+t xe host-param-list uuid= uuid=
+t xe --nossl pool-ha-ena pool-ha-ena
+t xe -s somewhere pool-ha-ena pool-ha-ena
+t xe help pool-ha-ena pool-ha-ena
+t xe help pool-ha-enable "" ""
+t xe vm-start vm= vm=
+t xe --no --no
+t xe -s "" ""
 "#,
     );
+    let cmd = "pool-ha-enable:Enable HA on this Pool\n";
     assert_eq!(
         out,
-        format!("pool-ha-enable:Enable HA on this Pool\nheartbeat-sr-uuids=\nha-config:\n{host}\n")
+        format!(
+            "{cmd}heartbeat-sr-uuids=\nha-config:\n{host}\n{cmd}{cmd}{cmd}{vm}\nweb, db 1\n--nossl\n"
+        )
     );
 }
 
@@ -882,4 +1132,35 @@ fn dangerous_commands_ask_only_on_a_terminal() {
         "{no}"
     );
     assert!(!no.contains("HA is not enabled"), "{no}");
+}
+
+#[test]
+fn ha_enable_and_disable_show_a_spinner_only_on_a_terminal() {
+    let d = TestDaemon::start();
+    let xe = env!("CARGO_BIN_EXE_xe");
+    // `script` runs the command on a pseudo-terminal and copies what it shows to our stdout.
+    let on_pty = |cmd: &str| -> String {
+        let o = Command::new("script")
+            .args(["-qec", cmd, "/dev/null"])
+            .env("XAPI_SOCKET", &d.socket)
+            .stdin(std::process::Stdio::null())
+            .output()
+            .expect("script(1) from util-linux");
+        String::from_utf8_lossy(&o.stdout).into()
+    };
+    let refused = "The operation could not be performed because HA is not enabled on the Pool";
+    let tty = on_pty(&format!("{xe} pool-ha-disable"));
+    assert!(tty.contains("Disabling HA on the pool"), "{tty:?}");
+    assert!(tty.ends_with(&format!("{refused}\r\n")), "{tty:?}");
+    let tty = on_pty(&format!("{xe} pool-ha-enable ha-config:timeout=90"));
+    assert!(tty.contains("Enabling HA on the pool"), "{tty:?}");
+    // With stdin or stderr not a terminal, only xe's own text.
+    for redirect in ["< /dev/null", "2>&1 | cat"] {
+        let plain = on_pty(&format!("{xe} pool-ha-disable {redirect}"));
+        assert_eq!(plain, format!("{refused}\r\n"), "{redirect}");
+    }
+    let plain = on_pty(&format!(
+        "{xe} pool-ha-enable ha-config:timeout=90 < /dev/null"
+    ));
+    assert!(!plain.contains("Enabling HA"), "{plain:?}");
 }

@@ -1,13 +1,15 @@
 //! xe's argument grammar, in two stages as real xe has them.
 //!
 //! [`parse_globals`] is the client stage (`newcli.ml` `parse_args`): it consumes the connection
-//! flags (`-s`, `-p`, `-u`, `-pw`, `-pwf`, `--nossl`, `--debug`, `--debug-on-fail`, and their
-//! `key=value` forms) from argv, `XE_EXTRA_ARGS` and `~/.xe`, with xe's precedence, and leaves
+//! flags of [`super::globals::GLOBALS`] (`-s`, `-p`, `-u`, `-pw`, `-pwf`, `--nossl`, `--debug`,
+//! `--debug-on-fail`, `--traceparent`, and their `key=value` forms) from argv, `XE_EXTRA_ARGS` and `~/.xe`, with xe's precedence, and leaves
 //! the other words in xe's order (argv, extras, rc). [`parse_command`] is the server stage
 //! (`cli_frontend.ml` `parse_params_2`): command name plus `key=value` words, `--flag` as
 //! `flag=true`, single-dash switches taking the next word.
 
 use std::path::PathBuf;
+
+use super::globals::{find, Stage};
 
 /// Connection options gathered by the client stage.
 #[derive(Clone, Debug, PartialEq)]
@@ -123,18 +125,15 @@ impl Globals {
         while i < args.len() {
             let a = args[i].as_str();
             let next = args.get(i + 1).map(String::as_str);
-            let opt = match (a, next) {
-                ("-s" | "-h", Some(v)) => Some(("server", v.to_string(), 2)),
-                ("-p", Some(v)) => Some(("port", v.to_string(), 2)),
-                ("-u", Some(v)) => Some(("username", v.to_string(), 2)),
-                ("-pw", Some(v)) => Some(("password", v.to_string(), 2)),
-                ("-pwf", Some(v)) => Some(("passwordfile", v.to_string(), 2)),
-                ("--traceparent", Some(v)) => Some(("traceparent", v.to_string(), 2)),
-                ("--nossl", _) => Some(("nossl", "true".into(), 1)),
-                ("--debug", _) => Some(("debug", "true".into(), 1)),
-                ("--debug-on-fail", _) => Some(("debugonfail", "true".into(), 1)),
-                _ => None,
-            };
+            // A client flag from the global table: with a value it takes the next word (when
+            // there is one), without one it means `key=true`.
+            let opt = find(a, Stage::Client).and_then(|g| {
+                let key = g.key?;
+                match g.value {
+                    Some(_) => next.map(|v| (key, v.to_string(), 2)),
+                    None => Some((key, "true".to_string(), 1)),
+                }
+            });
             if let Some((k, v, n)) = opt {
                 if self.set(k, &v)? {
                     i += n;
@@ -213,6 +212,8 @@ pub struct Env {
     pub protocol: Option<String>,
     /// `XE_CACERT`: verify HTTPS servers against this PEM file (ours).
     pub cacert: Option<String>,
+    /// `XE_PIN_CERT`: accept only this HTTPS certificate, a PEM file or `sha256:<hex>` (ours).
+    pub pin_cert: Option<String>,
 }
 
 impl Env {
@@ -226,6 +227,7 @@ impl Env {
             socket: std::env::var("XAPI_SOCKET").ok(),
             protocol: std::env::var("XE_PROTOCOL").ok(),
             cacert: std::env::var("XE_CACERT").ok(),
+            pin_cert: std::env::var("XE_PIN_CERT").ok(),
         }
     }
 }

@@ -2,47 +2,27 @@
 //! (`newcli.ml` `usage`). Help needs no server: it is printed straight from the command table.
 
 use super::args::CommandLine;
+use super::globals::usage_lines;
 use super::printer::{Out, Printer};
 use super::table::{commands, find};
 
-/// The client's usage text (stderr), with `xe` as argv\[0\].
+/// The client's usage text (stderr), with `xe` as argv\[0\] (`newcli.ml` `usage`): the flags'
+/// usage lines come from the global flag table.
 pub fn usage() -> String {
-    "Usage:
-  xe <command>
-    [ -s <server> ]            XenServer host
-    [ -p <port> ]              XenServer port number
-    [ -u <username> -pw <password> | -pwf <password file> ]
-                               User authentication (password or file)
-    [ --nossl ]                Disable SSL/TLS
-    [ --debug ]                Enable debug output
-    [ --debug-on-fail ]        Enable debug output only on failure
-    [ --minimal ]              Output only values in a comma-separated lists
-    [ --traceparent <value> ]  Distributed tracing context
-    [ --trace ]                Show task stacktrace on failure
-    [ <other arguments> ... ]  Command-specific options
-
-A full list of commands can be obtained by running
-  xe help -s <server> -p <port>
-"
-    .to_string()
+    format!(
+        "Usage:\n  xe <command>\n{}    [ <other arguments> ... ]  Command-specific options\n\nA full list of commands can be obtained by running\n  xe help -s <server> -p <port>\n",
+        usage_lines(false)
+    )
 }
 
-const HELP_HEADER: &str = "Usage:
-  xe <command>
-    [ -s <server> ]            XenServer host
-    [ -p <port> ]              XenServer port number
-    [ -u <username> -pw <password> | -pwf <password file> ]
-                               User authentication (password or file)
-    [ --nossl ]                Disable SSL/TLS
-    [ --debug ]                Enable debug output
-    [ --debug-on-fail ]        Enable debug output only on failure
-    [ --traceparent <value> ]  Distributed tracing context
-    [ <other arguments> ... ]  Command-specific options
-
-To get help on a specific command:
-  xe help <command>
-
-";
+/// The header of `xe help` and `xe help --all` (`rio_help`): the usage without the flags the
+/// client passes on to the server, and a pointer to `xe help <command>`.
+fn help_header() -> String {
+    format!(
+        "Usage:\n  xe <command>\n{}    [ <other arguments> ... ]  Command-specific options\n\nTo get help on a specific command:\n  xe help <command>\n\n",
+        usage_lines(true)
+    )
+}
 
 /// `make_list`: names joined by `", "`, four-space indent, a new line when the next name would
 /// pass 74 columns.
@@ -110,7 +90,8 @@ pub fn help(cmd: &CommandLine, p: &mut Printer) {
             visible.iter().partition(|n| n.starts_with("host-"));
         let (vm, other): (Vec<&str>, Vec<&str>) = other.iter().partition(|n| n.starts_with("vm-"));
         p.print(Out::List(vec![format!(
-            "{HELP_HEADER}Full command list\n-----------------\n"
+            "{}Full command list\n-----------------\n",
+            help_header()
         )]));
         p.print(Out::List(make_list(&host)));
         p.print(Out::List(make_list(&[""])));
@@ -128,7 +109,8 @@ pub fn help(cmd: &CommandLine, p: &mut Printer) {
             return;
         }
         p.print(Out::List(vec![format!(
-            "{HELP_HEADER}To get a full listing of commands:\n  xe help --all\n\nCommon command list\n-------------------\n"
+            "{}To get a full listing of commands:\n  xe help --all\n\nCommon command list\n-------------------\n",
+            help_header()
         )]));
         let names: Vec<&str> = std.iter().map(String::as_str).collect();
         p.print(Out::List(make_list(&names)));

@@ -14,12 +14,13 @@
 //! * [`generate`]: completions and the man page, from the table.
 //!
 //! It must never print anything a script could see differently from real xe unless asked for by
-//! an option real xe does not have (`--output`, `--xmlrpc`, `--socket`, `--cacert`).
+//! an option real xe does not have (`--output`, `--xmlrpc`, `--socket`, `--cacert`, `--pin-cert`).
 
 pub mod args;
 pub mod commands;
 pub mod errors;
 pub mod generate;
+pub mod globals;
 pub mod help;
 pub mod printer;
 pub mod records;
@@ -28,6 +29,7 @@ pub mod table;
 use std::io::Write;
 use std::path::PathBuf;
 
+use crate::client::pin::Fingerprint;
 use crate::client::{Connection, Debug, Endpoint, Protocol, Session, TlsVerify, DEFAULT_SOCKET};
 use args::{parse_command, parse_globals, Env, GlobalsError};
 use commands::{Extras, Format};
@@ -41,12 +43,14 @@ struct Ours {
     socket: Option<String>,
     protocol: Option<Protocol>,
     cacert: Option<String>,
+    pin_cert: Option<String>,
 }
 
 fn take_ours(argv: &[String], env: &Env) -> Result<(Vec<String>, Ours), String> {
     let mut o = Ours {
         socket: env.socket.clone(),
         cacert: env.cacert.clone(),
+        pin_cert: env.pin_cert.clone(),
         protocol: match env.protocol.as_deref() {
             Some("xmlrpc") => Some(Protocol::XmlRpc),
             Some("jsonrpc") => Some(Protocol::JsonRpc),
@@ -62,8 +66,8 @@ fn take_ours(argv: &[String], env: &Env) -> Result<(Vec<String>, Ours), String> 
             Some((n, v)) if n.starts_with("--") => (n, Some(v.to_string())),
             _ => (a, None),
         };
-        let takes_value = matches!(name, "--output" | "--socket" | "--cacert");
-        if takes_value {
+        let ours_flag = globals::find(name, globals::Stage::Ours);
+        if ours_flag.is_some_and(|g| g.value.is_some()) {
             let v = match inline {
                 Some(v) => v,
                 None => {
@@ -83,7 +87,9 @@ fn take_ours(argv: &[String], env: &Env) -> Result<(Vec<String>, Ours), String> 
                     }
                 }
                 "--socket" => o.socket = Some(v),
-                _ => o.cacert = Some(v),
+                "--pin-cert" => o.pin_cert = Some(v),
+                "--cacert" => o.cacert = Some(v),
+                other => unreachable!("{other} is in the global table but has no handler"),
             }
         } else if a == "--xmlrpc" {
             o.protocol = Some(Protocol::XmlRpc);
@@ -162,6 +168,17 @@ pub fn run(argv: &[String], env: &Env, out: &mut dyn Write, err: &mut dyn Write)
         CliError::UnknownCommand(cmd.name.clone()).write(err);
         return 1;
     };
+    // `--minimal` keeps only xe's first field and drops messages, which would silently print
+    // an empty line for JSON or a table; refuse the mix before contacting anything.
+    if minimal && ours.format != Format::Xe {
+        let name = if ours.format == Format::Json {
+            "json"
+        } else {
+            "table"
+        };
+        CliError::Failure(format!("--output {name} cannot be combined with --minimal")).write(err);
+        return 1;
+    }
     if let Some(missing) = c.reqd.iter().find(|r| !cmd.has(r)) {
         CliError::ParamNotFound(missing.clone()).write(err);
         return 1;
@@ -181,15 +198,23 @@ pub fn run(argv: &[String], env: &Env, out: &mut dyn Write, err: &mut dyn Write)
             TransportKind::Plain,
         )
     } else if g.ssl {
+        // A pin names the one certificate to accept, so it overrides any CA file.
+        let verify = match (&ours.pin_cert, &ours.cacert) {
+            (Some(spec), _) => match Fingerprint::parse(spec) {
+                Ok(fp) => TlsVerify::Pin(fp),
+                Err(e) => {
+                    CliError::Failure(e).write(err);
+                    return 1;
+                }
+            },
+            (None, Some(f)) => TlsVerify::CaFile(f.into()),
+            (None, None) => TlsVerify::None,
+        };
         (
             Endpoint::Https {
                 host: g.server.clone(),
                 port: g.port.unwrap_or(443),
-                verify: ours
-                    .cacert
-                    .as_ref()
-                    .map(|f| TlsVerify::CaFile(f.into()))
-                    .unwrap_or_default(),
+                verify,
             },
             TransportKind::Tls,
         )
@@ -297,4 +322,27 @@ pub fn main() -> i32 {
     let code = run(&argv, &Env::from_process(), &mut out, &mut err);
     let _ = out.flush();
     code
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_option_of_ours_in_the_global_table_is_taken_out() {
+        let ours = globals::GLOBALS
+            .iter()
+            .filter(|g| g.stage == globals::Stage::Ours);
+        for g in ours {
+            for f in g.flags {
+                let mut argv = vec![f.to_string()];
+                if g.value.is_some() {
+                    argv.push(if *f == "--output" { "json" } else { "x" }.into());
+                }
+                argv.push("host-list".into());
+                let (rest, _) = take_ours(&argv, &Env::default()).unwrap();
+                assert_eq!(rest, ["host-list"], "{f}");
+            }
+        }
+    }
 }

@@ -3,11 +3,12 @@
 //! This module owns getting a call to a XenAPI server and its outcome back: the local Unix
 //! socket and plain HTTP through the small hand-written [`http`] client (no TLS set-up, so the
 //! local path stays fast), HTTPS through reqwest (no certificate verification by default, like
-//! xe; optionally verified against a CA or a pinned certificate), JSON-RPC on `/jsonrpc` by
+//! xe; optionally verified against CA certificates, or pinned to one certificate by [`pin`]), JSON-RPC on `/jsonrpc` by
 //! default with XML-RPC on `/` selectable or as an automatic fallback, and [`Session`]s. It never
 //! formats anything for a user; `xe` does that from [`ClientError`] values.
 
 pub mod http;
+pub mod pin;
 
 use std::fmt;
 use std::io;
@@ -37,9 +38,11 @@ pub enum TlsVerify {
     /// Accept any certificate, as xe does (`verify_cert:None`).
     #[default]
     None,
-    /// Trust only the PEM certificates in this file: a CA, or the server's own certificate to
-    /// pin it.
+    /// Verify the chain against the PEM certificates in this file as trust anchors, with the
+    /// usual hostname check.
     CaFile(PathBuf),
+    /// Accept exactly the certificate with this fingerprint, whatever its names.
+    Pin(pin::Fingerprint),
 }
 
 /// Where to connect.
@@ -249,6 +252,11 @@ impl Connection {
                         let certs = reqwest::Certificate::from_pem_bundle(&pem)
                             .map_err(|e| TransportError::Tls(e.to_string()))?;
                         b = b.tls_certs_only(certs);
+                    }
+                    TlsVerify::Pin(fp) => {
+                        let config = pin::client_config(*fp)
+                            .map_err(|e| TransportError::Tls(e.to_string()))?;
+                        b = b.tls_backend_preconfigured(config);
                     }
                 }
                 let client = b.build().map_err(|e| TransportError::Tls(e.to_string()))?;

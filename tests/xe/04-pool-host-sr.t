@@ -6,7 +6,23 @@ $ xe host-list params=uuid,name-label,host-metrics-live
 1|
 1|
 ? 0
+# With no SR at all xe has nothing to filter, so create one first: the filter must then drop it.
+$= sr xe sr-create name-label=local type=file shared=true device-config:location={state}
 $ xe sr-list name-label=MGMT-HA --minimal
+1|
+? 0
+$ xe sr-list name-label=local --minimal
+1|{sr}
+? 0
+# The default field set of sr-list; `host` is the name-label of the one host with a PBD.
+$ xe sr-list
+1|uuid ( RO)                : {sr}
+1|          name-label ( RW): local
+1|    name-description ( RW): 
+1|                host ( RO): {host-name}
+1|                type ( RO): file
+1|        content-type ( RO): 
+1|
 1|
 ? 0
 $ xe pool-list params=uuid,master,default-SR,ha-enabled

@@ -1,5 +1,5 @@
-# Storage lists and the commands xapid does not answer yet (pool.designate_new_master,
-# host.shutdown, host.reboot, PBD.plug/unplug): their checks before the call.
+# Storage lists, and the checks xe makes before calling pool.designate_new_master,
+# host.shutdown, host.reboot and PBD.plug/unplug.
 $ xe pbd-list
 ? 0
 $ xe vdi-list --minimal
@@ -35,7 +35,7 @@ $ xe help pool-designate-new-master
 1|
 1|
 ? 0
-# sr-create and vdi-create (SR.create and VDI.create are not in xapid yet).
+# sr-create and vdi-create: their parameter checks and the errors xapid returns.
 $ xe sr-create name-label=shared type=file shared=maybe
 2|Error: Failed to parse parameter 'shared': Expected 'true','t','yes','y','1','false','f','no','n','0' got maybe
 ? 1

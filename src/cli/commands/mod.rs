@@ -135,14 +135,16 @@ pub fn run(
                     srs.push(ctx.call("SR.get_by_uuid", &[u.into()])?);
                 }
             }
-            ctx.call(
-                "pool.enable_ha",
-                &[Value::Array(srs), Value::string_map(config)],
-            )?;
+            let args = [Value::Array(srs), Value::string_map(config)];
+            with_spinner(x.interactive, "Enabling HA on the pool", || {
+                ctx.call("pool.enable_ha", &args)
+            })?;
             Ok(())
         }
         Op::PoolHaDisable => {
-            ctx.call("pool.disable_ha", &[])?;
+            with_spinner(x.interactive, "Disabling HA on the pool", || {
+                ctx.call("pool.disable_ha", &[])
+            })?;
             Ok(())
         }
         Op::PoolHaPreventRestartsFor => {
@@ -307,6 +309,24 @@ fn is_master(ctx: &mut Ctx) -> Result<bool, CliError> {
         return Ok(false);
     };
     Ok(value_text(&master) == value_text(&me))
+}
+
+/// Run `f` under an indicatif spinner saying `msg` on stderr, on a terminal only: xe itself
+/// prints nothing while a long call runs, so scripts must see nothing either. The first frame is
+/// drawn at once, so even a quick refusal shows what was attempted.
+fn with_spinner<T>(interactive: bool, msg: &str, f: impl FnOnce() -> T) -> T {
+    let bar = interactive.then(|| {
+        let b = indicatif::ProgressBar::new_spinner();
+        b.set_message(msg.to_string());
+        b.tick();
+        b.enable_steady_tick(std::time::Duration::from_millis(100));
+        b
+    });
+    let r = f();
+    if let Some(b) = bar {
+        b.finish_and_clear();
+    }
+    r
 }
 
 /// Whether stdin and stderr are both terminals.
