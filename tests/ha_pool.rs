@@ -394,7 +394,7 @@ fn a_host_that_cannot_rejoin_tries_again_until_it_can() {
     );
     // Only once the master has seen it leave (it read the member's excluded section)...
     let member = host_by_ip(&p.hosts[0], &p.ips[1]);
-    wait_for(
+    p.wait_for(
         "the master to see the member leave",
         Duration::from_secs(30),
         || {
@@ -408,15 +408,16 @@ fn a_host_that_cannot_rejoin_tries_again_until_it_can() {
     let moved = sr_dir.with_extension("away");
     std::fs::rename(&sr_dir, &moved).unwrap();
     p.hosts[1].restart();
-    wait_for(
+    p.wait_for(
         "the member's boot to give up",
         Duration::from_secs(30),
         || p.hosts[1].log().contains("HA could not start on this host"),
     );
     std::fs::rename(&moved, &sr_dir).unwrap();
-    wait_for(
+    // A deadline, not a speed claim: each retry is a whole boot attempt, slow on a loaded CI.
+    p.wait_for(
         "the member to rejoin on a later try",
-        Duration::from_secs(30),
+        Duration::from_secs(90),
         || p.hosts[1].log().contains("HA armed"),
     );
     for h in &mut p.hosts {

@@ -404,6 +404,31 @@ pub struct HaPool {
     pub port: u16,
 }
 
+#[allow(dead_code)]
+impl HaPool {
+    /// Every host's log, headed by its address: what a failing multi-host test must show.
+    pub fn logs(&self) -> String {
+        self.hosts
+            .iter()
+            .zip(&self.ips)
+            .map(|(h, ip)| format!("==== {ip}\n{}", h.log()))
+            .collect()
+    }
+
+    /// [`wait_for`], but a timeout shows every host's log.
+    pub fn wait_for(&self, what: &str, limit: Duration, mut cond: impl FnMut() -> bool) {
+        let deadline = Instant::now() + limit;
+        while !cond() {
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting for {what}\n{}",
+                self.logs()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
 /// Form an [`HaPool`] with one host per entry of `memory_gib` (its memory in GiB).
 #[allow(dead_code)]
 pub fn ha_pool(base: u8, memory_gib: &[i64]) -> HaPool {
