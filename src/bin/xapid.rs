@@ -8,6 +8,15 @@ fn main() -> ExitCode {
         return ExitCode::from(xenha::host::watchdog::run_helper(&args[2..]) as u8);
     }
     let matches = xenha::daemon::config::command().get_matches();
+    if let Some((dir, written)) = xenha::daemon::generate::requested(&matches) {
+        return match written {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("xapid: {}: {e}", dir.display());
+                ExitCode::FAILURE
+            }
+        };
+    }
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()

@@ -23,7 +23,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::{Arg, ArgAction, ArgMatches, Command};
+use clap::{Arg, ArgAction, ArgMatches, Command, ValueHint};
 use serde::Deserialize;
 
 use super::DaemonError;
@@ -96,99 +96,163 @@ pub const DEFAULT_LISTEN: &str = "0.0.0.0:443";
 /// Default local socket (xapi's path, so xe's default finds it).
 pub const DEFAULT_SOCKET: &str = "/var/lib/xcp/xapi";
 
-/// The command line of `xapid`.
+/// The command line `xapid` parses: [`documented`] plus the hidden flags that write the
+/// completions and man page. Those are for the build, not operators, and clap_complete lists
+/// hidden flags too, so the generators document [`documented`] instead.
 pub fn command() -> Command {
-    let opt = |name: &'static str, value: &'static str, help: &'static str| {
+    let generator = |name: &'static str| {
+        Arg::new(name)
+            .long(name)
+            .value_name("DIR")
+            .value_parser(clap::value_parser!(PathBuf))
+            .exclusive(true)
+            .hide(true)
+    };
+    documented()
+        .arg(generator(super::generate::COMPLETIONS_FLAG))
+        .arg(generator(super::generate::MAN_FLAG))
+}
+
+/// `xapid`'s flags as operators see them; the completions and man page are generated from it
+/// ([`super::generate`]), so each help text says what the flag does and what holds without it.
+/// Defaults live in the help text rather than in clap, because a clap default would always be
+/// "given" and hide the config file's value.
+pub fn documented() -> Command {
+    let opt = |name: &'static str, value: &'static str, hint: ValueHint, help: &'static str| {
         Arg::new(name)
             .long(name)
             .value_name(value)
+            .value_hint(hint)
             .help(help)
             .action(ArgAction::Set)
     };
     Command::new("xapid")
         .about("The per-host XenAPI daemon: API server, pool database and the HA agent")
+        .long_about(DESCRIPTION)
+        // clap_mangen's synopsis would list the flags without their values, as if switches.
+        .override_usage("xapid [OPTIONS]")
         .version(env!("CARGO_PKG_VERSION"))
         .arg(opt(
             "config",
             "FILE",
-            "TOML file with the same settings as these flags (flags win)",
+            ValueHint::FilePath,
+            "Read settings from this TOML file: the same settings as these flags, named with \
+             underscores (cpuinfo_file for --cpuinfo), plus memory_overhead (bytes reserved for \
+             the host itself, default 0); unknown keys are refused. Flags win over the file. \
+             [default: none, flags only]",
         ))
         .arg(opt(
             "state-dir",
             "DIR",
-            "state directory [default: /var/lib/xenha]",
+            ValueHint::DirPath,
+            "Keep the pool database, this host's identity, its certificate and its secrets \
+             here; created (mode 0700) if missing. [default: /var/lib/xenha]",
         ))
         .arg(opt(
             "listen",
             "ADDR:PORT",
-            "HTTPS listener, or 'none' [default: 0.0.0.0:443]",
+            ValueHint::Other,
+            "Serve the XenAPI over HTTPS here, with the certificate in the state directory; \
+             'none' serves no HTTPS. [default: 0.0.0.0:443]",
         ))
         .arg(opt(
             "http-listen",
             "ADDR:PORT",
-            "plain HTTP listener (off by default)",
+            ValueHint::Other,
+            "Also serve the XenAPI over plain HTTP here (labs). [default: none]",
         ))
         .arg(opt(
             "socket",
             "PATH",
-            "local Unix socket, or 'none' [default: /var/lib/xcp/xapi]",
+            ValueHint::FilePath,
+            "Serve the XenAPI on this local Unix socket (mode 0600); its callers are trusted \
+             as root, as xapi's are. 'none' serves no socket. [default: /var/lib/xcp/xapi]",
         ))
         .arg(opt(
             "root-password-file",
             "FILE",
-            "initial root password, read on first start",
+            ValueHint::FilePath,
+            "On first start, give root the password on this file's first line. \
+             [default: XAPID_ROOT_PASSWORD, else a generated one written to \
+             STATE/root-password]",
         ))
         .arg(opt(
             "memory-total",
             "BYTES",
-            "report this much host memory instead of /proc/meminfo",
+            ValueHint::Other,
+            "Report this much host memory (labs that pretend to bigger hosts). \
+             [default: MemTotal of /proc/meminfo]",
         ))
         .arg(opt(
             "address",
             "ADDR",
-            "this host's address as other hosts see it",
+            ValueHint::Hostname,
+            "This host's address as other hosts and clients reach it. [default: the first \
+             listener address that is not a wildcard, else 127.0.0.1]",
         ))
         .arg(opt(
             "name-label",
             "NAME",
-            "this host's name-label on first start",
+            ValueHint::Other,
+            "This host's name-label, set on first start only. [default: the host name]",
         ))
         .arg(opt(
             "auth-failure-delay-ms",
             "MS",
-            "delay before answering a failed login [default: 5000]",
+            ValueHint::Other,
+            "Wait this long before answering a failed login, as xapi does. [default: 5000]",
         ))
         .arg(opt(
             "pool-scheme",
-            "SCHEME",
-            "how pool hosts reach each other: https or http [default: https]",
+            "https|http",
+            ValueHint::Other,
+            "How pool hosts call each other: https, or http for labs. [default: https]",
         ))
         .arg(opt(
             "pool-port",
             "PORT",
-            "the API port of every pool host [default: 443]",
+            ValueHint::Other,
+            "The API port of every pool host, used for calls between them. [default: 443]",
         ))
         .arg(opt(
             "ha-port",
             "PORT",
-            "UDP port for HA heartbeats, the same on every pool host [default: 694]",
+            ValueHint::Other,
+            "UDP port for HA heartbeats, the same on every pool host. [default: 694, xhad's]",
         ))
         .arg(opt(
             "ha-watchdog",
             "DEVICE|process",
-            "watchdog HA kicks: a device such as /dev/watchdog, or 'process' (a helper process that kills the daemon; labs) [default: process]",
+            ValueHint::FilePath,
+            "The watchdog HA kicks while armed: a device such as /dev/watchdog (hardware or \
+             softdog), or 'process', a helper process that SIGKILLs the daemon when the kicks \
+             stop (labs). [default: process]",
         ))
         .arg(opt(
             "ha-fence",
             "reboot|exit",
-            "how HA fences this host: reset the machine, or end the daemon and its domains (labs) [default: exit]",
+            ValueHint::Other,
+            "How HA fences this host: reboot resets the machine; exit ends the daemon at once \
+             with status 86, and every domain it hosts with it (labs). [default: exit]",
         ))
         .arg(opt(
             "cpuinfo",
             "FILE",
-            "read CPUs from FILE instead of /proc/cpuinfo (labs)",
+            ValueHint::FilePath,
+            "Read this host's CPUs from FILE (labs that pretend to other CPUs). \
+             [default: /proc/cpuinfo]",
         ))
 }
+
+/// What `xapid --help` and the man page's DESCRIPTION say about the daemon as a whole.
+const DESCRIPTION: &str = "\
+xapid is the per-host daemon of a XenServer-style pool. It serves the XenAPI (XML-RPC on / and \
+/RPC2, JSON-RPC on /jsonrpc) over HTTPS, optionally plain HTTP, and a local Unix socket; keeps \
+the pool database; and runs the HA agent (heartbeats, statefile, fencing, master election, VM \
+restarts).
+
+On its first start it makes a one-host pool with this host as master and gives root a password. \
+Settings come from the flags below and the TOML file named by --config; flags win.";
 
 impl Config {
     /// Resolve the settings from parsed flags, the config file they name, and the environment.

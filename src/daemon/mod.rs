@@ -1,9 +1,11 @@
 //! `xapid` wiring: configuration, first-start bootstrap of the one-host pool, the TLS
 //! certificate, and the listeners (HTTPS, optional plain HTTP, the local Unix socket) that
-//! feed the [`crate::server`]. No business logic lives here.
+//! feed the [`crate::server`]; and its generated completions and man page. No business logic
+//! lives here.
 
 pub mod bootstrap;
 pub mod config;
+pub mod generate;
 mod tls;
 
 use std::path::PathBuf;
