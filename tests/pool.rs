@@ -226,7 +226,7 @@ fn three_hosts_form_one_pool_with_one_database() {
     ));
     wait_for(
         "the dead member to be marked not live",
-        Duration::from_secs(20),
+        Duration::from_secs(10),
         || !live_of(&master, &ms, &dead),
     );
 
@@ -601,5 +601,76 @@ fn a_member_catches_up_on_a_database_larger_than_any_rpc_body() {
     assert_eq!(
         big, 6,
         "every large VM record reached the member's disk whole"
+    );
+}
+
+fn host_by_address(d: &TestDaemon, s: &str, address: &str) -> Json {
+    let hosts = ok(local(d, "host.get_all_records", json!([s])));
+    json!(
+        hosts
+            .as_object()
+            .unwrap()
+            .iter()
+            .find(|(_, h)| h["address"] == json!(address))
+            .unwrap()
+            .0
+    )
+}
+
+/// A member that is already dead when its master starts is marked not live after the timeout,
+/// like one that dies later.
+#[test]
+fn a_member_dead_before_the_master_starts_is_marked_not_live() {
+    let port = std::net::TcpListener::bind("127.0.2.4:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut master = TestDaemon::start_at("127.0.2.4", port, &[]);
+    let mut member = TestDaemon::start_at("127.0.2.5", port, &[]);
+    let s = ok(tcp(
+        &member,
+        "session.login_with_password",
+        json!(["root", PASSWORD]),
+    ));
+    ok(tcp(
+        &member,
+        "pool.join",
+        json!([s, "127.0.2.4", "root", PASSWORD]),
+    ));
+    let ms = local_session(&master);
+    let host = host_by_address(&master, &ms, "127.0.2.5");
+    assert!(live_of(&master, &ms, &host));
+    // Both die before the master notices; its copy still says the member is live.
+    member.kill9();
+    master.kill9();
+    {
+        let db = xenha::pool::Database::open(&master.state_dir().join("pool.db")).unwrap();
+        let t = db.read();
+        let metrics = t
+            .field("host", host.as_str().unwrap(), "metrics")
+            .and_then(xenha::model::Value::as_str)
+            .unwrap()
+            .to_string();
+        assert_eq!(
+            t.field("host_metrics", &metrics, "live"),
+            Some(&xenha::model::Value::Bool(true))
+        );
+    }
+    master.restart();
+    let ms = local_session(&master);
+    wait_for(
+        "the dead member to be marked not live",
+        Duration::from_secs(10),
+        || !live_of(&master, &ms, &host),
+    );
+    let messages = ok(local(&master, "message.get_all_records", json!([ms])));
+    assert!(
+        messages
+            .as_object()
+            .unwrap()
+            .values()
+            .any(|m| m["name"] == json!("HOST_NOT_LIVE")),
+        "{messages}"
     );
 }

@@ -12,8 +12,10 @@
 //!
 //! A member that does not answer is marked unreachable at once (the replicator stops waiting
 //! for it) and its `host_metrics.live` is set false. The liveness task pings members every
-//! [`PING_INTERVAL`]; a reachable member that misses [`MISSES_BEFORE_NOT_LIVE`] pings in a row
-//! is marked the same way. An unreachable member that answers again is brought up to date with
+//! [`PING_INTERVAL`]; a member that misses [`MISSES_BEFORE_NOT_LIVE`] pings in a row is marked
+//! the same way, whether it was reachable or not (one already dead when this master started or
+//! took over still has `live` true in the record it inherited). An unreachable member that
+//! answers again is brought up to date with
 //! a full copy of the database, through the same queue so it cannot overtake a change, and
 //! marked live. A member refuses changes that do not follow its generation (the master then
 //! sends a full copy) and changes from an older epoch than it has seen.
@@ -465,6 +467,11 @@ async fn liveness(server: Arc<Server>) {
                     let (tx, rx) = oneshot::channel();
                     let _ = m.jobs.send(Job::Recover(host.clone(), tx));
                     let _ = rx.await;
+                } else if count_miss(m, &host, false) >= MISSES_BEFORE_NOT_LIVE {
+                    // A host already dead when this master started (or took over) was never
+                    // reachable here, but its record may still say live: the same timeout
+                    // holds for it. `set_live` writes (and tells) only a change.
+                    set_live(&server, &host, false);
                 }
                 continue;
             }
@@ -473,18 +480,21 @@ async fn liveness(server: Arc<Server>) {
                 .call(&address, "pool.internal_ping", vec![Value::str(m.secret())])
                 .await
                 .is_ok();
-            let misses = {
-                let mut misses = m.misses.lock().unwrap_or_else(|e| e.into_inner());
-                let n = misses.entry(host.clone()).or_insert(0);
-                *n = if answered { 0 } else { *n + 1 };
-                *n
-            };
+            let misses = count_miss(m, &host, answered);
             if misses >= MISSES_BEFORE_NOT_LIVE {
                 tracing::warn!(host = %address, misses, "member stopped answering; marking it not live");
                 set_unreachable(&server, &host);
             }
         }
     }
+}
+
+/// Count one ping of `host`: the pings it has missed in a row so far.
+fn count_miss(m: &Membership, host: &str, answered: bool) -> u32 {
+    let mut misses = m.misses.lock().unwrap_or_else(|e| e.into_inner());
+    let n = misses.entry(host.to_string()).or_insert(0);
+    *n = if answered { 0 } else { n.saturating_add(1) };
+    *n
 }
 
 // ---- the member's side ----
