@@ -604,6 +604,37 @@ fn a_member_catches_up_on_a_database_larger_than_any_rpc_body() {
     );
 }
 
+/// The pool secret a host keeps in its state directory.
+fn secret_of(d: &TestDaemon) -> String {
+    std::fs::read_to_string(d.state_dir().join("pool-secret"))
+        .unwrap()
+        .trim()
+        .to_string()
+}
+
+/// This host's own copy of the database. Pool-internal calls run where they land, so unlike an
+/// ordinary call on a member's socket this does not reach the master.
+fn copy_of(d: &TestDaemon) -> xenha::pool::Dump {
+    let r = ok(tcp(d, "pool.internal_dump", json!([secret_of(d)])));
+    serde_json::from_str(r.as_str().unwrap()).unwrap()
+}
+
+fn vm_names(dump: &xenha::pool::Dump) -> std::collections::BTreeSet<String> {
+    dump.objects
+        .iter()
+        .filter(|(class, _, _)| class == "VM")
+        .filter_map(|(_, _, vm)| vm.get("name_label")?.as_str().map(str::to_string))
+        .collect()
+}
+
+fn pool_master(dump: &xenha::pool::Dump) -> String {
+    dump.objects
+        .iter()
+        .find(|(class, _, _)| class == "pool")
+        .and_then(|(_, _, p)| p.get("master")?.as_str().map(str::to_string))
+        .unwrap()
+}
+
 fn host_by_address(d: &TestDaemon, s: &str, address: &str) -> Json {
     let hosts = ok(local(d, "host.get_all_records", json!([s])));
     json!(
@@ -615,6 +646,118 @@ fn host_by_address(d: &TestDaemon, s: &str, address: &str) -> Json {
             .unwrap()
             .0
     )
+}
+
+/// An old master that wrote while alone, died, and came back after a member took over in an
+/// emergency: with the same generation number as the new master's copy, its copy still holds
+/// another history. It must follow the new master and take its state whole, so every host ends
+/// with the same contents.
+#[test]
+fn an_old_master_that_returns_takes_the_new_masters_state_even_at_the_same_generation() {
+    let port = std::net::TcpListener::bind("127.0.2.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let ips = ["127.0.2.1", "127.0.2.2", "127.0.2.3"];
+    let mut hosts: Vec<TestDaemon> = ips
+        .iter()
+        .map(|ip| TestDaemon::start_at(ip, port, &[]))
+        .collect();
+    for h in &hosts[1..] {
+        let s = ok(tcp(
+            h,
+            "session.login_with_password",
+            json!(["root", PASSWORD]),
+        ));
+        ok(tcp(h, "pool.join", json!([s, ips[0], "root", PASSWORD])));
+    }
+    let s = local_session(&hosts[0]);
+    ok(local(
+        &hosts[0],
+        "VM.create",
+        json!([s, {"name_label": "before"}]),
+    ));
+
+    // Both members go away; the master acknowledges writes nobody else has, and dies.
+    hosts[1].kill9();
+    hosts[2].kill9();
+    for i in 1..=10 {
+        ok(local(
+            &hosts[0],
+            "VM.create",
+            json!([s, {"name_label": format!("div-{i}")}]),
+        ));
+    }
+    let old = copy_of(&hosts[0]);
+    hosts[0].kill9();
+
+    // The members come back and the second takes over in an emergency.
+    hosts[1].restart();
+    hosts[2].restart();
+    let s1 = ok(local(
+        &hosts[1],
+        "session.slave_local_login_with_password",
+        json!(["root", PASSWORD]),
+    ));
+    ok(local(
+        &hosts[1],
+        "pool.emergency_transition_to_master",
+        json!([s1]),
+    ));
+    let s1 = local_session(&hosts[1]);
+    let new_master = host_by_address(&hosts[1], &s1, ips[1]);
+    let old_master = host_by_address(&hosts[1], &s1, ips[0]);
+    // The old master was already dead when the new one took over: it is marked not live, and
+    // the third host follows the new master.
+    wait_for("the new master to settle", Duration::from_secs(20), || {
+        !live_of(&hosts[1], &s1, &old_master)
+            && copy_of(&hosts[2]).generation == copy_of(&hosts[1]).generation
+    });
+    // New writes until the new master's generation number is the one the old master will
+    // have after its start-up write: the old master's copy then differs from the new one only
+    // by the epoch that wrote it.
+    let mut written = 0;
+    while written < 6 || copy_of(&hosts[1]).generation < old.generation + 1 {
+        ok(local(
+            &hosts[1],
+            "VM.create",
+            json!([s1, {"name_label": format!("new-{written}")}]),
+        ));
+        written += 1;
+    }
+    hosts[0].restart();
+
+    let agreed = || {
+        let copies: Vec<_> = hosts.iter().map(copy_of).collect();
+        copies.iter().all(|c| {
+            (c.epoch, c.generation) == (copies[1].epoch, copies[1].generation)
+                && vm_names(c) == vm_names(&copies[1])
+                && pool_master(c) == pool_master(&copies[1])
+        })
+    };
+    wait_for("every copy to agree", Duration::from_secs(20), agreed);
+    for (h, ip) in hosts.iter().zip(ips) {
+        let copy = copy_of(h);
+        let names = vm_names(&copy);
+        assert_eq!(json!(pool_master(&copy)), new_master, "{ip}");
+        assert!(copy.epoch > old.epoch, "{ip}: {}", copy.epoch);
+        assert!(names.contains("before"), "{ip}: {names:?}");
+        for i in 0..written {
+            assert!(names.contains(&format!("new-{i}")), "{ip}: {names:?}");
+        }
+        assert!(
+            !names.iter().any(|n| n.starts_with("div-")),
+            "{ip}: {names:?}"
+        );
+    }
+    // The old master knows it is one no more.
+    let r = tcp(
+        &hosts[0],
+        "session.login_with_password",
+        json!(["root", PASSWORD]),
+    );
+    assert_eq!(r["error"]["data"], json!([ips[1]]), "{r}");
 }
 
 /// A member that is already dead when its master starts is marked not live after the timeout,

@@ -97,10 +97,12 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
             Arc::new(Server::new(db, this_host, server_config, membership))
         }
         None => {
+            // A master stamps its writes with its epoch, from the first (bootstrap) one on.
+            let epoch = inventory.as_ref().map_or(1, |i| i.epoch);
+            db.set_write_epoch(epoch.max(db.read().stamp().epoch));
             let this_host = bootstrap::ensure(&db, &config, &facts)?;
             let secret = bootstrap::ensure_pool_secret(&config)?;
             let generation = db.read().generation();
-            let epoch = inventory.as_ref().map_or(1, |i| i.epoch);
             let membership = Membership::new(PoolRole::Master, secret, epoch, peers, generation);
             let server = Arc::new(Server::new(db, this_host, server_config, membership));
             bootstrap::ensure_root_password(&server, &config)?;

@@ -110,6 +110,7 @@ pub fn runs_on_members(method: &str) -> bool {
             | "host.emergency_ha_disable"
             | "host.is_in_emergency_mode"
             | "host.get_local_database_generation"
+            | "host.get_local_database_state"
     ) || method.starts_with("pool.internal_")
         || method.starts_with("host.internal_")
 }

@@ -15,10 +15,17 @@
 //! [`PING_INTERVAL`]; a member that misses [`MISSES_BEFORE_NOT_LIVE`] pings in a row is marked
 //! the same way, whether it was reachable or not (one already dead when this master started or
 //! took over still has `live` true in the record it inherited). An unreachable member that
-//! answers again is brought up to date with
-//! a full copy of the database, through the same queue so it cannot overtake a change, and
-//! marked live. A member refuses changes that do not follow its generation (the master then
-//! sends a full copy) and changes from an older epoch than it has seen.
+//! answers again is told who the master is, brought up to date with a full copy of the
+//! database unless its copy has the master's very [`Stamp`], through the same queue so it
+//! cannot overtake a change, and marked live.
+//!
+//! Every change and every copy carries a stamp: the epoch of the master that wrote it and its
+//! generation. A member takes a change only onto a copy of the same epoch and the generation
+//! just before it; anything else (a gap, or a copy another master wrote, even at the same
+//! generation number) is refused and the master sends a full copy instead. A member also
+//! refuses anything from an older epoch than it has seen. An old master that comes back is a
+//! member like any other: the current master's newer epoch makes it follow, and its copy,
+//! stamped with the old epoch, is replaced whole.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -34,7 +41,7 @@ use crate::host::inventory;
 use crate::model::classes::{HOST, HOST_CPU, HOST_METRICS, POOL, VM};
 use crate::model::errors::code;
 use crate::model::{ApiError, Record, Value};
-use crate::pool::{ChangeSet, Dump, ReplicaError};
+use crate::pool::{ChangeSet, Dump, ReplicaError, Stamp};
 use crate::server::str_field;
 
 /// How often the master checks on its members.
@@ -303,7 +310,7 @@ async fn recover(server: &Server, host: &str) -> bool {
         .call(&address, "pool.internal_ping", vec![Value::str(m.secret())])
         .await
     {
-        Ok(v) => v.as_int().unwrap_or(-1),
+        Ok(v) => stamp_of(&v),
         Err(_) => return false,
     };
     // It may still follow an old master (after a handover it missed): this one is its master.
@@ -320,7 +327,9 @@ async fn recover(server: &Server, host: &str) -> bool {
         tracing::warn!(host = %address, error = %e, "a member would not follow this master");
         return false;
     }
-    if theirs != server.db.read().generation() as i64 {
+    // Only a copy with the very same stamp holds the same state; any other (older, or written
+    // by another master, even at the same generation) is replaced whole.
+    if theirs != Some(server.db.read().stamp()) {
         if let Err(e) = send_dump(server, &address).await {
             tracing::warn!(host = %address, error = %e, "could not bring a member up to date");
             return false;
@@ -561,10 +570,35 @@ pub fn restore(server: &Server, secret: &str, epoch: i64, dump: &str) -> Result<
     Ok(Value::void())
 }
 
-/// `pool.internal_ping`.
+/// `pool.internal_ping`: the stamp of this host's copy of the database.
 pub fn ping(server: &Server, secret: &str) -> Result<Value, ApiError> {
     server.membership.check_secret(secret)?;
-    Ok(Value::Int(server.db.read().generation() as i64))
+    Ok(stamp_value(server.db.read().stamp()))
+}
+
+/// A stamp on the wire: `{"epoch": E, "generation": G}`.
+pub fn stamp_value(stamp: Stamp) -> Value {
+    Value::Struct(
+        [
+            ("epoch".to_string(), Value::Int(stamp.epoch as i64)),
+            (
+                "generation".to_string(),
+                Value::Int(stamp.generation as i64),
+            ),
+        ]
+        .into_iter()
+        .collect(),
+    )
+}
+
+/// The stamp in a [`stamp_value`] answer.
+fn stamp_of(v: &Value) -> Option<Stamp> {
+    let m = v.as_struct()?;
+    let int = |k: &str| u64::try_from(m.get(k)?.as_int()?).ok();
+    Some(Stamp {
+        epoch: int("epoch")?,
+        generation: int("generation")?,
+    })
 }
 
 /// `pool.internal_dump`: this host's whole copy of the database (for a new master that finds
@@ -578,25 +612,26 @@ pub fn dump(server: &Server, secret: &str) -> Result<Value, ApiError> {
 
 /// Before taking over as master: if a member at one of `addresses` holds a newer copy of the
 /// database than this host (it saw writes this host missed while unreachable), adopt it, so no
-/// write the old master acknowledged is lost. Unreachable members are skipped: every
-/// acknowledged write reached every member the old master could reach.
+/// write the old master acknowledged is lost. Copies order by stamp, epoch first: the copy of
+/// the latest master's history wins over a longer one of an earlier master. Unreachable members
+/// are skipped: every acknowledged write reached every member the old master could reach.
 pub async fn adopt_freshest_copy(server: &Server, addresses: &[String]) {
     let m = &server.membership;
-    let mine = server.db.read().generation() as i64;
-    let mut best: Option<(i64, &String)> = None;
+    let mine = server.db.read().stamp();
+    let mut best: Option<(Stamp, &String)> = None;
     for address in addresses {
         if let Ok(v) = m
             .peers
             .call(address, "pool.internal_ping", vec![Value::str(m.secret())])
             .await
         {
-            let theirs = v.as_int().unwrap_or(-1);
-            if theirs > best.map_or(mine, |(g, _)| g) {
+            let Some(theirs) = stamp_of(&v) else { continue };
+            if theirs > best.map_or(mine, |(s, _)| s) {
                 best = Some((theirs, address));
             }
         }
     }
-    let Some((generation, address)) = best else {
+    let Some((stamp, address)) = best else {
         return;
     };
     let fetched = m
@@ -609,7 +644,7 @@ pub async fn adopt_freshest_copy(server: &Server, addresses: &[String]) {
     match dump {
         Some(d) => match server.db.restore(&d) {
             Ok(()) => tracing::warn!(
-                from = %address, generation, mine,
+                from = %address, %stamp, %mine,
                 "took a member's newer copy of the database before becoming master"
             ),
             Err(e) => tracing::error!(error = %e, "could not adopt a newer database copy"),
@@ -1078,15 +1113,15 @@ pub async fn designate(server: &Server, target: &str) -> Result<Value, ApiError>
     let m = &server.membership;
     // No ordinary call runs while we hold this: every earlier one has been replicated.
     let _gate = m.write_gate.write().await;
-    let generation = server.db.read().generation();
-    m.wait_replicated(generation).await;
+    let stamp = server.db.read().stamp();
+    m.wait_replicated(stamp.generation).await;
     let offline = |_| ApiError::new("HOST_OFFLINE", [target]);
     let theirs = m
         .peers
         .call(&address, "pool.internal_ping", vec![Value::str(m.secret())])
         .await
         .map_err(offline)?;
-    if theirs.as_int() != Some(generation as i64) {
+    if stamp_of(&theirs) != Some(stamp) {
         send_dump(server, &address).await.map_err(offline)?;
     }
     let epoch = m.epoch.load(Ordering::SeqCst) + 1;
@@ -1150,6 +1185,9 @@ pub fn become_master(server: &Server, secret: &str, epoch: i64) -> Result<Value,
         m.mark_reachable(&host, false);
     }
     m.replicated.send_replace(server.db.read().generation());
+    // Every write from here on carries the new epoch, starting with the one below, so no copy
+    // written by an earlier master can be taken for this one's state.
+    server.db.set_write_epoch(epoch as u64);
     *m.role.write().unwrap_or_else(|e| e.into_inner()) = PoolRole::Master;
     let this = server.this_host.clone();
     server.db.write(|t| {
