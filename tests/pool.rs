@@ -817,3 +817,70 @@ fn a_member_dead_before_the_master_starts_is_marked_not_live() {
         "{messages}"
     );
 }
+
+/// Calls that take longer than the pool's housekeeping timeout: a clean shutdown of a domain
+/// that ignores SIGTERM waits its whole grace period (10 s). Through a member's socket it is
+/// forwarded to the master, which asks the member to stop the domain; both hops wait for the
+/// answer. A client that hangs up half-way does not cut the operation short either.
+#[test]
+fn long_calls_are_forwarded_whole_and_finish_without_their_client() {
+    let port = std::net::TcpListener::bind("127.0.2.6:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let master = TestDaemon::start_at("127.0.2.6", port, &[]);
+    let member = TestDaemon::start_at("127.0.2.7", port, &[]);
+    let s = ok(tcp(
+        &member,
+        "session.login_with_password",
+        json!(["root", PASSWORD]),
+    ));
+    ok(tcp(
+        &member,
+        "pool.join",
+        json!([s, "127.0.2.6", "root", PASSWORD]),
+    ));
+    let s = local_session(&member);
+    let member_ref = host_by_address(&member, &s, "127.0.2.7");
+    let stubborn = "trap '' TERM; while :; do sleep 1; done";
+    let vm = ok(local(
+        &member,
+        "VM.create",
+        json!([s, {"name_label": "stubborn", "other_config": {"command": stubborn}}]),
+    ));
+    let power_state = || ok(local(&master, "VM.get_power_state", json!([s, vm])));
+    ok(local(
+        &member,
+        "VM.start_on",
+        json!([s, vm, member_ref, false, false]),
+    ));
+    assert_eq!(power_state(), json!("Running"));
+    ok(local(&member, "VM.clean_shutdown", json!([s, vm])));
+    assert_eq!(power_state(), json!("Halted"));
+
+    // Again, but the client gives up after a moment.
+    ok(local(
+        &member,
+        "VM.start_on",
+        json!([s, vm, member_ref, false, false]),
+    ));
+    {
+        use std::io::Write;
+        let body = json!({"jsonrpc":"2.0","method":"VM.clean_shutdown","params":[s, vm],"id":1})
+            .to_string();
+        let mut c = std::os::unix::net::UnixStream::connect(&master.socket).unwrap();
+        write!(
+            c,
+            "POST /jsonrpc HTTP/1.1\r\nhost: localhost\r\ncontent-length: {}\r\n\r\n{body}",
+            body.len()
+        )
+        .unwrap();
+        std::thread::sleep(Duration::from_secs(1));
+    }
+    wait_for(
+        "the abandoned shutdown to finish",
+        Duration::from_secs(30),
+        || power_state() == json!("Halted"),
+    );
+}

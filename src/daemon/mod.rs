@@ -12,7 +12,9 @@ use std::time::Duration;
 
 pub use config::Config;
 
-/// How long one intra-pool call may take before the peer counts as unreachable.
+/// How long one intra-pool housekeeping call (ping, replication, recovery) may take before
+/// the peer counts as unreachable. Forwarded API calls and domain operations are not bounded
+/// by it: they take as long as the operation does.
 const PEER_TIMEOUT: Duration = Duration::from_secs(3);
 
 use crate::host::inventory;

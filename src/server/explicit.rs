@@ -221,7 +221,7 @@ pub async fn call(
             server.membership.check_secret(&str_arg(&args, 0))?;
             let grace =
                 std::time::Duration::from_millis(args[2].as_int().unwrap_or(0).max(0) as u64);
-            server.domains.stop(&str_arg(&args, 1), grace);
+            vm::stop_local_domain(server, &str_arg(&args, 1), grace);
             Ok(Value::void())
         }
         ("pool", "internal_eject") => membership::ejected(server, &str_arg(&args, 0)),

@@ -218,7 +218,7 @@ async fn start_domain(
         Value::str(command.unwrap_or("")),
     ];
     m.peers
-        .call(&address, "host.internal_start_domain", params)
+        .call_patiently(&address, "host.internal_start_domain", params)
         .await
         .map(|_| ())
         .map_err(peer_error(host))
@@ -232,7 +232,7 @@ async fn stop_domain(
     grace: Duration,
 ) -> Result<(), ApiError> {
     if host == server.this_host {
-        server.domains.stop(uuid, grace);
+        stop_local_domain(server, uuid, grace);
         return Ok(());
     }
     let address = host_address(server, host)?;
@@ -242,11 +242,24 @@ async fn stop_domain(
         Value::str(uuid),
         Value::Int(grace.as_millis() as i64),
     ];
+    // A clean stop waits out the domain's grace period, longer than any housekeeping call.
     m.peers
-        .call(&address, "host.internal_stop_domain", params)
+        .call_patiently(&address, "host.internal_stop_domain", params)
         .await
         .map(|_| ())
         .map_err(peer_error(host))
+}
+
+/// Stop a domain of this host. A clean stop may wait out its whole grace period: the worker
+/// thread says so to the runtime, so the daemon's other tasks (pings, other calls) go on.
+pub(crate) fn stop_local_domain(server: &Server, uuid: &str, grace: Duration) {
+    let multi_thread = tokio::runtime::Handle::try_current()
+        .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread);
+    if multi_thread {
+        tokio::task::block_in_place(|| server.domains.stop(uuid, grace));
+    } else {
+        server.domains.stop(uuid, grace);
+    }
 }
 
 fn command_of(rec: &Record) -> Option<String> {
