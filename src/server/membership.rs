@@ -66,6 +66,9 @@ pub enum PoolRole {
 enum Job {
     Replicate(ChangeSet),
     Recover(String, oneshot::Sender<bool>),
+    /// Bring back a member this master has not reached yet (it just started or took over);
+    /// one that does not answer is not live.
+    Rejoin(String),
 }
 
 /// Membership state of this host.
@@ -231,8 +234,8 @@ pub fn spawn(server: Arc<Server>) {
         .membership
         .replicated
         .send_replace(server.db.read().generation());
-    for (r, _) in members(&server) {
-        server.membership.mark_reachable(&r, false);
+    if server.membership.role() == PoolRole::Master {
+        rejoin_all(&server);
     }
     tokio::spawn(replicator(server.clone(), rx));
     tokio::spawn(liveness(server));
@@ -260,7 +263,23 @@ async fn replicator(server: Arc<Server>, mut rx: mpsc::UnboundedReceiver<Job>) {
             Job::Recover(host, done) => {
                 let _ = done.send(recover(&server, &host).await);
             }
+            Job::Rejoin(host) => {
+                if server.membership.role() == PoolRole::Master && !recover(&server, &host).await {
+                    tracing::warn!(%host, "a member did not rejoin this master; marking it not live");
+                    set_unreachable(&server, &host);
+                }
+            }
         }
+    }
+}
+
+/// A master that just started or took over knows nothing of its members, yet its copy of the
+/// database may say they are live. Each one is brought up to date (or marked not live and
+/// unreachable) through the replication queue, ahead of any change made from now on, so no
+/// write is acknowledged while a member marked live lacks it.
+fn rejoin_all(server: &Server) {
+    for (host, _) in members(server) {
+        let _ = server.membership.jobs.send(Job::Rejoin(host));
     }
 }
 
@@ -400,8 +419,9 @@ async fn recover(server: &Server, host: &str) -> bool {
 }
 
 fn set_unreachable(server: &Server, host: &str) {
-    server.membership.mark_reachable(host, false);
+    // Not live first: while the record still says live, changes keep going to the member.
     set_live(server, host, false);
+    server.membership.mark_reachable(host, false);
 }
 
 fn set_live(server: &Server, host: &str, live: bool) {
@@ -1180,15 +1200,13 @@ pub fn become_master(server: &Server, secret: &str, epoch: i64) -> Result<Value,
     not_a_member(server)?;
     check_epoch(server, epoch)?;
     save_role(server, None)?;
-    // Every other host is brought up to date (and told who the master is) before it gets changes.
-    for (host, _) in members(server) {
-        m.mark_reachable(&host, false);
-    }
     m.replicated.send_replace(server.db.read().generation());
     // Every write from here on carries the new epoch, starting with the one below, so no copy
     // written by an earlier master can be taken for this one's state.
     server.db.set_write_epoch(epoch as u64);
     *m.role.write().unwrap_or_else(|e| e.into_inner()) = PoolRole::Master;
+    // Every other host is brought up to date (and told who the master is) before it gets changes.
+    rejoin_all(server);
     let this = server.this_host.clone();
     server.db.write(|t| {
         let pool = t
@@ -1319,7 +1337,7 @@ pub async fn recover_slaves(server: &Server) -> Result<Value, ApiError> {
         {
             Ok(_) => {
                 // It gets the database (and is marked live) through the recovery path.
-                m.mark_reachable(&host, false);
+                let _ = m.jobs.send(Job::Rejoin(host.clone()));
                 recovered.push(Value::str(host));
             }
             Err(e) => tracing::warn!(host = %address, error = %e, "could not recover a member"),
