@@ -85,6 +85,7 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
             let secret = inventory::read_secret(&config.state_dir)
                 .map_err(io("reading the pool secret"))?
                 .ok_or_else(|| DaemonError::Config("a pool member without a pool secret".into()))?;
+            db.set_write_epoch(membership::MEMBER_WRITE_EPOCH);
             let generation = db.read().generation();
             let membership = Membership::new(
                 PoolRole::Member {

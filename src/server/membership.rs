@@ -48,6 +48,11 @@ use crate::server::str_field;
 pub const PING_INTERVAL: Duration = Duration::from_secs(1);
 /// Missed pings after which a member is declared not live.
 pub const MISSES_BEFORE_NOT_LIVE: u32 = 3;
+/// The epoch a member stamps any write of its own with. Only the master writes the pool's
+/// state; should a member ever write, its copy is stamped with an epoch no master has, so it
+/// never passes for a master's state: the next change finds a gap and a full copy replaces it,
+/// and it loses to every master's copy when the freshest one is chosen.
+pub const MEMBER_WRITE_EPOCH: u64 = 0;
 /// The error code a member answers when a change does not follow its generation.
 const REPLICA_GAP: &str = "XENHA_REPLICA_GAP";
 
@@ -769,6 +774,7 @@ pub async fn join(
         .secret
         .write()
         .unwrap_or_else(|e| e.into_inner()) = reply.secret.clone();
+    server.db.set_write_epoch(MEMBER_WRITE_EPOCH);
     *server
         .membership
         .role
@@ -1183,6 +1189,7 @@ fn step_down(server: &Server, master: &str, epoch: u64) -> Result<(), ApiError> 
     let m = &server.membership;
     m.epoch.store(epoch, Ordering::SeqCst);
     save_role(server, Some(master.to_string()))?;
+    server.db.set_write_epoch(MEMBER_WRITE_EPOCH);
     *m.role.write().unwrap_or_else(|e| e.into_inner()) = PoolRole::Member {
         master: master.to_string(),
     };
@@ -1273,6 +1280,7 @@ pub fn set_master(
 /// Become (or stay) a member of the master at `address`, durably.
 fn follow(server: &Server, address: &str) -> Result<(), ApiError> {
     save_role(server, Some(address.to_string()))?;
+    server.db.set_write_epoch(MEMBER_WRITE_EPOCH);
     *server
         .membership
         .role
