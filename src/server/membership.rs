@@ -173,15 +173,17 @@ impl Membership {
         }
     }
 
-    /// Wait until every change up to `generation` has been replicated (masters only).
-    pub async fn wait_replicated(&self, generation: u64) {
+    /// Wait until every change up to `generation` has been replicated (masters only). False if
+    /// that did not happen within a generous backstop: the caller must not acknowledge then.
+    pub async fn wait_replicated(&self, generation: u64) -> bool {
         if self.role() != PoolRole::Master {
-            return;
+            return true;
         }
         let mut rx = self.replicated.subscribe();
         let wait = rx.wait_for(|g| *g >= generation);
         // The replicator always moves on (every push is bounded), so this is only a backstop.
-        let _ = tokio::time::timeout(Duration::from_secs(60), wait).await;
+        let outcome = tokio::time::timeout(Duration::from_secs(60), wait).await;
+        matches!(outcome, Ok(Ok(_)))
     }
 
     fn mark_reachable(&self, host: &str, reachable: bool) {
@@ -1140,7 +1142,11 @@ pub async fn designate(server: &Server, target: &str) -> Result<Value, ApiError>
     // No ordinary call runs while we hold this: every earlier one has been replicated.
     let _gate = m.write_gate.write().await;
     let stamp = server.db.read().stamp();
-    m.wait_replicated(stamp.generation).await;
+    if !m.wait_replicated(stamp.generation).await {
+        return Err(ApiError::internal(
+            "earlier writes are not yet on every reachable member",
+        ));
+    }
     let offline = |_| ApiError::new("HOST_OFFLINE", [target]);
     let theirs = m
         .peers
