@@ -226,7 +226,7 @@ fn three_hosts_form_one_pool_with_one_database() {
     ));
     wait_for(
         "the dead member to be marked not live",
-        Duration::from_secs(20),
+        Duration::from_secs(10),
         || !live_of(&master, &ms, &dead),
     );
 
@@ -601,5 +601,286 @@ fn a_member_catches_up_on_a_database_larger_than_any_rpc_body() {
     assert_eq!(
         big, 6,
         "every large VM record reached the member's disk whole"
+    );
+}
+
+/// The pool secret a host keeps in its state directory.
+fn secret_of(d: &TestDaemon) -> String {
+    std::fs::read_to_string(d.state_dir().join("pool-secret"))
+        .unwrap()
+        .trim()
+        .to_string()
+}
+
+/// This host's own copy of the database. Pool-internal calls run where they land, so unlike an
+/// ordinary call on a member's socket this does not reach the master.
+fn copy_of(d: &TestDaemon) -> xenha::pool::Dump {
+    let r = ok(tcp(d, "pool.internal_dump", json!([secret_of(d)])));
+    serde_json::from_str(r.as_str().unwrap()).unwrap()
+}
+
+fn vm_names(dump: &xenha::pool::Dump) -> std::collections::BTreeSet<String> {
+    dump.objects
+        .iter()
+        .filter(|(class, _, _)| class == "VM")
+        .filter_map(|(_, _, vm)| vm.get("name_label")?.as_str().map(str::to_string))
+        .collect()
+}
+
+fn pool_master(dump: &xenha::pool::Dump) -> String {
+    dump.objects
+        .iter()
+        .find(|(class, _, _)| class == "pool")
+        .and_then(|(_, _, p)| p.get("master")?.as_str().map(str::to_string))
+        .unwrap()
+}
+
+fn host_by_address(d: &TestDaemon, s: &str, address: &str) -> Json {
+    let hosts = ok(local(d, "host.get_all_records", json!([s])));
+    json!(
+        hosts
+            .as_object()
+            .unwrap()
+            .iter()
+            .find(|(_, h)| h["address"] == json!(address))
+            .unwrap()
+            .0
+    )
+}
+
+/// An old master that wrote while alone, died, and came back after a member took over in an
+/// emergency: with the same generation number as the new master's copy, its copy still holds
+/// another history. It must follow the new master and take its state whole, so every host ends
+/// with the same contents.
+#[test]
+fn an_old_master_that_returns_takes_the_new_masters_state_even_at_the_same_generation() {
+    let port = std::net::TcpListener::bind("127.0.2.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let ips = ["127.0.2.1", "127.0.2.2", "127.0.2.3"];
+    let mut hosts: Vec<TestDaemon> = ips
+        .iter()
+        .map(|ip| TestDaemon::start_at(ip, port, &[]))
+        .collect();
+    for h in &hosts[1..] {
+        let s = ok(tcp(
+            h,
+            "session.login_with_password",
+            json!(["root", PASSWORD]),
+        ));
+        ok(tcp(h, "pool.join", json!([s, ips[0], "root", PASSWORD])));
+    }
+    let s = local_session(&hosts[0]);
+    ok(local(
+        &hosts[0],
+        "VM.create",
+        json!([s, {"name_label": "before"}]),
+    ));
+
+    // Both members go away; the master acknowledges writes nobody else has, and dies.
+    hosts[1].kill9();
+    hosts[2].kill9();
+    for i in 1..=10 {
+        ok(local(
+            &hosts[0],
+            "VM.create",
+            json!([s, {"name_label": format!("div-{i}")}]),
+        ));
+    }
+    let old = copy_of(&hosts[0]);
+    hosts[0].kill9();
+
+    // The members come back and the second takes over in an emergency.
+    hosts[1].restart();
+    hosts[2].restart();
+    let s1 = ok(local(
+        &hosts[1],
+        "session.slave_local_login_with_password",
+        json!(["root", PASSWORD]),
+    ));
+    ok(local(
+        &hosts[1],
+        "pool.emergency_transition_to_master",
+        json!([s1]),
+    ));
+    let s1 = local_session(&hosts[1]);
+    let new_master = host_by_address(&hosts[1], &s1, ips[1]);
+    let old_master = host_by_address(&hosts[1], &s1, ips[0]);
+    // The old master was already dead when the new one took over: it is marked not live, and
+    // the third host follows the new master.
+    wait_for("the new master to settle", Duration::from_secs(20), || {
+        !live_of(&hosts[1], &s1, &old_master)
+            && copy_of(&hosts[2]).generation == copy_of(&hosts[1]).generation
+    });
+    // New writes until the new master's generation number is the one the old master will
+    // have after its start-up write: the old master's copy then differs from the new one only
+    // by the epoch that wrote it.
+    let mut written = 0;
+    while written < 6 || copy_of(&hosts[1]).generation < old.generation + 1 {
+        ok(local(
+            &hosts[1],
+            "VM.create",
+            json!([s1, {"name_label": format!("new-{written}")}]),
+        ));
+        written += 1;
+    }
+    hosts[0].restart();
+
+    let agreed = || {
+        let copies: Vec<_> = hosts.iter().map(copy_of).collect();
+        copies.iter().all(|c| {
+            (c.epoch, c.generation) == (copies[1].epoch, copies[1].generation)
+                && vm_names(c) == vm_names(&copies[1])
+                && pool_master(c) == pool_master(&copies[1])
+        })
+    };
+    wait_for("every copy to agree", Duration::from_secs(20), agreed);
+    for (h, ip) in hosts.iter().zip(ips) {
+        let copy = copy_of(h);
+        let names = vm_names(&copy);
+        assert_eq!(json!(pool_master(&copy)), new_master, "{ip}");
+        assert!(copy.epoch > old.epoch, "{ip}: {}", copy.epoch);
+        assert!(names.contains("before"), "{ip}: {names:?}");
+        for i in 0..written {
+            assert!(names.contains(&format!("new-{i}")), "{ip}: {names:?}");
+        }
+        assert!(
+            !names.iter().any(|n| n.starts_with("div-")),
+            "{ip}: {names:?}"
+        );
+    }
+    // The old master knows it is one no more.
+    let r = tcp(
+        &hosts[0],
+        "session.login_with_password",
+        json!(["root", PASSWORD]),
+    );
+    assert_eq!(r["error"]["data"], json!([ips[1]]), "{r}");
+}
+
+/// A member that is already dead when its master starts is marked not live after the timeout,
+/// like one that dies later.
+#[test]
+fn a_member_dead_before_the_master_starts_is_marked_not_live() {
+    let port = std::net::TcpListener::bind("127.0.2.4:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut master = TestDaemon::start_at("127.0.2.4", port, &[]);
+    let mut member = TestDaemon::start_at("127.0.2.5", port, &[]);
+    let s = ok(tcp(
+        &member,
+        "session.login_with_password",
+        json!(["root", PASSWORD]),
+    ));
+    ok(tcp(
+        &member,
+        "pool.join",
+        json!([s, "127.0.2.4", "root", PASSWORD]),
+    ));
+    let ms = local_session(&master);
+    let host = host_by_address(&master, &ms, "127.0.2.5");
+    assert!(live_of(&master, &ms, &host));
+    // Both die before the master notices; its copy still says the member is live.
+    member.kill9();
+    master.kill9();
+    {
+        let db = xenha::pool::Database::open(&master.state_dir().join("pool.db")).unwrap();
+        let t = db.read();
+        let metrics = t
+            .field("host", host.as_str().unwrap(), "metrics")
+            .and_then(xenha::model::Value::as_str)
+            .unwrap()
+            .to_string();
+        assert_eq!(
+            t.field("host_metrics", &metrics, "live"),
+            Some(&xenha::model::Value::Bool(true))
+        );
+    }
+    master.restart();
+    let ms = local_session(&master);
+    wait_for(
+        "the dead member to be marked not live",
+        Duration::from_secs(10),
+        || !live_of(&master, &ms, &host),
+    );
+    let messages = ok(local(&master, "message.get_all_records", json!([ms])));
+    assert!(
+        messages
+            .as_object()
+            .unwrap()
+            .values()
+            .any(|m| m["name"] == json!("HOST_NOT_LIVE")),
+        "{messages}"
+    );
+}
+
+/// Calls that take longer than the pool's housekeeping timeout: a clean shutdown of a domain
+/// that ignores SIGTERM waits its whole grace period (10 s). Through a member's socket it is
+/// forwarded to the master, which asks the member to stop the domain; both hops wait for the
+/// answer. A client that hangs up half-way does not cut the operation short either.
+#[test]
+fn long_calls_are_forwarded_whole_and_finish_without_their_client() {
+    let port = std::net::TcpListener::bind("127.0.2.6:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let master = TestDaemon::start_at("127.0.2.6", port, &[]);
+    let member = TestDaemon::start_at("127.0.2.7", port, &[]);
+    let s = ok(tcp(
+        &member,
+        "session.login_with_password",
+        json!(["root", PASSWORD]),
+    ));
+    ok(tcp(
+        &member,
+        "pool.join",
+        json!([s, "127.0.2.6", "root", PASSWORD]),
+    ));
+    let s = local_session(&member);
+    let member_ref = host_by_address(&member, &s, "127.0.2.7");
+    let stubborn = "trap '' TERM; while :; do sleep 1; done";
+    let vm = ok(local(
+        &member,
+        "VM.create",
+        json!([s, {"name_label": "stubborn", "other_config": {"command": stubborn}}]),
+    ));
+    let power_state = || ok(local(&master, "VM.get_power_state", json!([s, vm])));
+    ok(local(
+        &member,
+        "VM.start_on",
+        json!([s, vm, member_ref, false, false]),
+    ));
+    assert_eq!(power_state(), json!("Running"));
+    ok(local(&member, "VM.clean_shutdown", json!([s, vm])));
+    assert_eq!(power_state(), json!("Halted"));
+
+    // Again, but the client gives up after a moment.
+    ok(local(
+        &member,
+        "VM.start_on",
+        json!([s, vm, member_ref, false, false]),
+    ));
+    {
+        use std::io::Write;
+        let body = json!({"jsonrpc":"2.0","method":"VM.clean_shutdown","params":[s, vm],"id":1})
+            .to_string();
+        let mut c = std::os::unix::net::UnixStream::connect(&master.socket).unwrap();
+        write!(
+            c,
+            "POST /jsonrpc HTTP/1.1\r\nhost: localhost\r\ncontent-length: {}\r\n\r\n{body}",
+            body.len()
+        )
+        .unwrap();
+        std::thread::sleep(Duration::from_secs(1));
+    }
+    wait_for(
+        "the abandoned shutdown to finish",
+        Duration::from_secs(30),
+        || power_state() == json!("Halted"),
     );
 }

@@ -14,7 +14,9 @@ use std::time::Duration;
 
 pub use config::Config;
 
-/// How long one intra-pool call may take before the peer counts as unreachable.
+/// How long one intra-pool housekeeping call (ping, replication, recovery) may take before
+/// the peer counts as unreachable. Forwarded API calls and domain operations are not bounded
+/// by it: they take as long as the operation does.
 const PEER_TIMEOUT: Duration = Duration::from_secs(3);
 
 use crate::host::inventory;
@@ -85,6 +87,7 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
             let secret = inventory::read_secret(&config.state_dir)
                 .map_err(io("reading the pool secret"))?
                 .ok_or_else(|| DaemonError::Config("a pool member without a pool secret".into()))?;
+            db.set_write_epoch(membership::MEMBER_WRITE_EPOCH);
             let generation = db.read().generation();
             let membership = Membership::new(
                 PoolRole::Member {
@@ -99,10 +102,12 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
             Arc::new(Server::new(db, this_host, server_config, membership))
         }
         None => {
+            // A master stamps its writes with its epoch, from the first (bootstrap) one on.
+            let epoch = inventory.as_ref().map_or(1, |i| i.epoch);
+            db.set_write_epoch(epoch.max(db.read().stamp().epoch));
             let this_host = bootstrap::ensure(&db, &config, &facts)?;
             let secret = bootstrap::ensure_pool_secret(&config)?;
             let generation = db.read().generation();
-            let epoch = inventory.as_ref().map_or(1, |i| i.epoch);
             let membership = Membership::new(PoolRole::Master, secret, epoch, peers, generation);
             let server = Arc::new(Server::new(db, this_host, server_config, membership));
             bootstrap::ensure_root_password(&server, &config)?;

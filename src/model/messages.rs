@@ -274,6 +274,14 @@ pub static EXPLICIT: &[MessageDecl] = &[
     )
     .role(Role::ReadOnly),
     msg(
+        "host",
+        "get_local_database_state",
+        &[],
+        Some(Ty::Map(&Ty::String, &Ty::Int)),
+        "Which state this host's copy of the pool database holds: the epoch of the master that wrote its last change and its generation (an extension, answered locally). Two copies with the same pair hold the same state.",
+    )
+    .role(Role::ReadOnly),
+    msg(
         "pool",
         "internal_add_host",
         &[p("host_info", Ty::String), p("force", Ty::Bool)],
@@ -461,8 +469,8 @@ pub static EXPLICIT: &[MessageDecl] = &[
         "pool",
         "internal_ping",
         &[p("secret", Ty::String)],
-        Some(Ty::Int),
-        "Pool-internal: answer with this member's database generation.",
+        Some(Ty::Map(&Ty::String, &Ty::Int)),
+        "Pool-internal: answer with the epoch and generation of this host's copy of the database.",
     ),
     msg(
         "user",

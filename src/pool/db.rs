@@ -2,6 +2,7 @@
 
 use std::collections::HashMap;
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, RwLock, RwLockReadGuard};
 
 use indexmap::IndexMap;
@@ -16,7 +17,28 @@ pub struct Tables {
     classes: HashMap<&'static str, IndexMap<String, Record>>,
     uuids: HashMap<String, (&'static str, String)>,
     credentials: HashMap<String, Vec<u8>>,
-    generation: u64,
+    stamp: Stamp,
+}
+
+/// Which state a copy of the pool database holds: the epoch of the master that wrote its last
+/// change, and how many changes it has. Within one epoch only one master writes, and a replica
+/// takes a change only onto the state it was made from, so two copies with the same stamp hold
+/// the same state. Stamps order by epoch first: a newer master's state supersedes an older
+/// one's, however many writes the older master made.
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
+pub struct Stamp {
+    /// The epoch of the master that wrote the last change.
+    pub epoch: u64,
+    /// How many persistent writes have been committed.
+    pub generation: u64,
+}
+
+impl std::fmt::Display for Stamp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.epoch, self.generation)
+    }
 }
 
 impl Tables {
@@ -47,7 +69,12 @@ impl Tables {
 
     /// How many persistent writes have been committed.
     pub fn generation(&self) -> u64 {
-        self.generation
+        self.stamp.generation
+    }
+
+    /// The epoch and generation of this copy.
+    pub fn stamp(&self) -> Stamp {
+        self.stamp
     }
 
     /// Store or delete one object (objects of unknown classes are ignored).
@@ -59,7 +86,7 @@ impl Tables {
         }
     }
 
-    /// Apply a committed change and take its generation.
+    /// Apply a committed change and take its stamp.
     fn apply(&mut self, changes: &ChangeSet) {
         for (class, r, rec) in &changes.objects {
             self.put(class, r.clone(), rec.clone());
@@ -70,7 +97,7 @@ impl Tables {
                 None => self.credentials.remove(user),
             };
         }
-        self.generation = changes.generation;
+        self.stamp = changes.stamp();
     }
 
     fn insert(&mut self, class: &'static str, r: String, record: Record) {
@@ -126,6 +153,8 @@ impl View for Txn<'_> {
 /// One committed write's persistent changes, as replication carries them to pool members.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct ChangeSet {
+    /// The epoch of the master that made this write.
+    pub epoch: u64,
     /// The generation this write created.
     pub generation: u64,
     /// `(class, ref, new record or None for a deletion)`.
@@ -134,10 +163,22 @@ pub struct ChangeSet {
     pub credentials: Vec<(String, Option<Vec<u8>>)>,
 }
 
-/// Every persistent object and credential at one generation: what a joining or returning
-/// member loads.
+impl ChangeSet {
+    /// The stamp of the state this change creates.
+    pub fn stamp(&self) -> Stamp {
+        Stamp {
+            epoch: self.epoch,
+            generation: self.generation,
+        }
+    }
+}
+
+/// Every persistent object and credential at one stamp: what a joining or returning member
+/// loads.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Dump {
+    /// The epoch of the master that wrote the last change of this state.
+    pub epoch: u64,
     /// The generation of this state.
     pub generation: u64,
     /// `(class, ref, record)`.
@@ -149,13 +190,14 @@ pub struct Dump {
 /// Why a replicated change was not applied.
 #[derive(Debug, thiserror::Error)]
 pub enum ReplicaError {
-    /// The change does not follow this replica's generation: a full copy is needed.
-    #[error("replica has generation {have}, change is {got}")]
+    /// The change was not made from this replica's state (another generation, or another
+    /// master's epoch): a full copy is needed.
+    #[error("replica has {have}, change makes {got}")]
     Gap {
         /// What this replica has.
-        have: u64,
-        /// What arrived.
-        got: u64,
+        have: Stamp,
+        /// What the change would make.
+        got: Stamp,
     },
     /// The store refused.
     #[error(transparent)]
@@ -173,6 +215,8 @@ pub struct Database {
     store: Option<Store>,
     /// Told of every committed persistent change, in generation order (replication).
     observer: RwLock<Option<Observer>>,
+    /// The epoch stamped on this host's own writes: the epoch it is master under.
+    write_epoch: AtomicU64,
 }
 
 impl Database {
@@ -180,7 +224,7 @@ impl Database {
     pub fn open(path: &Path) -> Result<Database, StoreError> {
         let (store, loaded) = Store::open(path)?;
         let mut tables = Tables {
-            generation: loaded.generation,
+            stamp: loaded.stamp,
             ..Tables::default()
         };
         for (class, r, record) in loaded.objects {
@@ -195,6 +239,7 @@ impl Database {
             writer: Mutex::new(()),
             store: Some(store),
             observer: RwLock::new(None),
+            write_epoch: AtomicU64::new(loaded.stamp.epoch),
         })
     }
 
@@ -205,7 +250,14 @@ impl Database {
             writer: Mutex::new(()),
             store: None,
             observer: RwLock::new(None),
+            write_epoch: AtomicU64::new(0),
         }
+    }
+
+    /// Stamp this host's writes from now on with `epoch` (it became master under it).
+    pub fn set_write_epoch(&self, epoch: u64) {
+        let _writer = self.writer.lock().unwrap_or_else(|e| e.into_inner());
+        self.write_epoch.store(epoch, Ordering::SeqCst);
     }
 
     /// A consistent view of the current state.
@@ -235,7 +287,8 @@ impl Database {
             .map(|((class, r), rec)| (class.to_string(), r, rec))
             .partition(|(class, _, _)| model::class(class).is_some_and(|c| c.persistent));
         let changes = ChangeSet {
-            generation: self.read().generation + 1,
+            epoch: self.write_epoch.load(Ordering::SeqCst),
+            generation: self.read().generation() + 1,
             objects: persistent,
             credentials,
         };
@@ -264,19 +317,20 @@ impl Database {
         *self.observer.write().unwrap_or_else(|e| e.into_inner()) = Some(Box::new(observer));
     }
 
-    /// Apply a change replicated from the master. It must be the next generation; one already
+    /// Apply a change replicated from the master. It must be the next generation of the same
+    /// epoch as this copy: only then was it made from the state this copy holds. A change of
+    /// another epoch is refused even when its generation follows, because the two masters'
+    /// histories may differ below it; the master then sends a full copy. A change already
     /// applied is acknowledged again without effect (the master may resend after a timeout).
     pub fn apply_replica(&self, changes: &ChangeSet) -> Result<(), ReplicaError> {
         let _writer = self.writer.lock().unwrap_or_else(|e| e.into_inner());
-        let have = self.read().generation;
-        if changes.generation <= have {
-            return Ok(());
+        let have = self.read().stamp;
+        let got = changes.stamp();
+        if got.epoch != have.epoch || got.generation > have.generation + 1 {
+            return Err(ReplicaError::Gap { have, got });
         }
-        if changes.generation != have + 1 {
-            return Err(ReplicaError::Gap {
-                have,
-                got: changes.generation,
-            });
+        if got.generation <= have.generation {
+            return Ok(());
         }
         if let Some(store) = &self.store {
             store.commit(changes)?;
@@ -307,7 +361,8 @@ impl Database {
             .map(|(u, c)| (u.clone(), c.clone()))
             .collect();
         Dump {
-            generation: t.generation,
+            epoch: t.stamp.epoch,
+            generation: t.stamp.generation,
             objects,
             credentials,
         }
@@ -341,7 +396,10 @@ impl Database {
             t.put(class, r.clone(), Some(rec.clone()));
         }
         t.credentials = dump.credentials.iter().cloned().collect();
-        t.generation = dump.generation;
+        t.stamp = Stamp {
+            epoch: dump.epoch,
+            generation: dump.generation,
+        };
         Ok(())
     }
 }
@@ -572,7 +630,7 @@ mod tests {
         // Out of order is refused, in order is applied, a repeat is harmless.
         assert!(matches!(
             replica.apply_replica(&changes[1]),
-            Err(ReplicaError::Gap { have: 0, got: 2 })
+            Err(ReplicaError::Gap { have, got }) if have.generation == 0 && got.generation == 2
         ));
         for c in &changes {
             replica.apply_replica(c).unwrap();
@@ -601,5 +659,68 @@ mod tests {
             Some(&Value::str("a"))
         );
         assert_eq!(late.read().credential("u"), Some(&b"{}"[..]));
+    }
+
+    #[test]
+    fn a_change_of_another_epoch_is_never_applied_as_a_delta() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("old-master.db");
+        let new_master = Database::in_memory();
+        new_master.set_write_epoch(2);
+        let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let sink = seen.clone();
+        new_master.set_observer(move |c| sink.lock().unwrap().push(c));
+        {
+            // The old master wrote one change under epoch 1 that nobody else saw.
+            let old = Database::open(&path).unwrap();
+            old.set_write_epoch(1);
+            old.write(|t| Ok(t.create(&VM, [("name_label", Value::str("div"))])))
+                .unwrap();
+            assert_eq!(
+                old.read().stamp(),
+                Stamp {
+                    epoch: 1,
+                    generation: 1
+                }
+            );
+        }
+        // The stamp survives a reopen: it is committed with the data.
+        let old = Database::open(&path).unwrap();
+        assert_eq!(old.read().stamp().epoch, 1);
+        // The new master's first two changes: the first has the same generation number as the
+        // old master's divergent one, the second follows it numerically. Neither applies.
+        new_master
+            .write(|t| Ok(t.create(&VM, [("name_label", Value::str("new-1"))])))
+            .unwrap();
+        new_master
+            .write(|t| Ok(t.create(&VM, [("name_label", Value::str("new-2"))])))
+            .unwrap();
+        let changes = seen.lock().unwrap().clone();
+        for c in &changes {
+            assert_eq!(c.epoch, 2);
+            assert!(matches!(
+                old.apply_replica(c),
+                Err(ReplicaError::Gap { have, .. }) if have.epoch == 1
+            ));
+        }
+        // A full copy brings it over, stamp and all; then deltas of that epoch apply.
+        old.restore(&new_master.dump()).unwrap();
+        assert_eq!(old.read().stamp(), new_master.read().stamp());
+        let names = |db: &Database| {
+            let mut n: Vec<String> = db
+                .read()
+                .all("VM")
+                .map(|(_, v)| v["name_label"].as_str().unwrap().to_string())
+                .collect();
+            n.sort();
+            n
+        };
+        assert_eq!(names(&old), ["new-1", "new-2"]);
+        new_master
+            .write(|t| Ok(t.create(&VM, [("name_label", Value::str("new-3"))])))
+            .unwrap();
+        let last = seen.lock().unwrap().last().cloned().unwrap();
+        old.apply_replica(&last).unwrap();
+        assert_eq!(names(&old), names(&new_master));
     }
 }

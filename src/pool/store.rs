@@ -5,12 +5,13 @@ use std::path::Path;
 
 use redb::{ReadableDatabase, ReadableTable, TableDefinition};
 
-use super::db::{ChangeSet, Dump};
+use super::db::{ChangeSet, Dump, Stamp};
 use crate::model::Record;
 
 /// `"<class>/<ref>"` -> JSON of the record.
 const OBJECTS: TableDefinition<&str, &[u8]> = TableDefinition::new("objects");
-/// `"generation"` -> the number of committed writes.
+/// `"generation"` -> the number of committed writes; `"epoch"` -> the epoch of the master that
+/// wrote the last of them. Both change in the same transaction as the data they describe.
 const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 /// user name -> JSON of the credential.
 const AUTH: TableDefinition<&str, &[u8]> = TableDefinition::new("auth");
@@ -52,7 +53,7 @@ from_redb!(
 pub(crate) struct Loaded {
     pub objects: Vec<(String, String, Record)>,
     pub credentials: Vec<(String, Vec<u8>)>,
-    pub generation: u64,
+    pub stamp: Stamp,
 }
 
 pub(crate) struct Store {
@@ -88,22 +89,22 @@ impl Store {
             let (k, v) = item?;
             credentials.push((k.value().to_string(), v.value().to_vec()));
         }
-        let generation = r
-            .open_table(META)?
-            .get("generation")?
-            .map(|g| g.value())
-            .unwrap_or(0);
+        let meta = r.open_table(META)?;
+        let stamp = Stamp {
+            epoch: meta.get("epoch")?.map(|g| g.value()).unwrap_or(0),
+            generation: meta.get("generation")?.map(|g| g.value()).unwrap_or(0),
+        };
         Ok((
             Store { db },
             Loaded {
                 objects,
                 credentials,
-                generation,
+                stamp,
             },
         ))
     }
 
-    /// Commit one write's changes and its generation atomically.
+    /// Commit one write's changes and its stamp atomically.
     pub fn commit(&self, changes: &ChangeSet) -> Result<(), StoreError> {
         let w = self.db.begin_write()?;
         {
@@ -131,8 +132,9 @@ impl Store {
                     }
                 }
             }
-            w.open_table(META)?
-                .insert("generation", changes.generation)?;
+            let mut meta = w.open_table(META)?;
+            meta.insert("generation", changes.generation)?;
+            meta.insert("epoch", changes.epoch)?;
         }
         w.commit()?;
         Ok(())
@@ -153,7 +155,9 @@ impl Store {
             for (user, json) in &dump.credentials {
                 auth.insert(user.as_str(), json.as_slice())?;
             }
-            w.open_table(META)?.insert("generation", dump.generation)?;
+            let mut meta = w.open_table(META)?;
+            meta.insert("generation", dump.generation)?;
+            meta.insert("epoch", dump.epoch)?;
         }
         w.commit()?;
         Ok(())

@@ -45,9 +45,20 @@ pub(crate) async fn run(
         }
         kind => generic::call(server, msg, kind, args),
     };
-    // Acknowledge only once every write so far is on every reachable member.
+    // Acknowledge only once every write so far is on every reachable member. Should that not
+    // happen in time, the caller hears of a failure: its write may be committed here, but it
+    // was never acknowledged.
     let generation = server.db.read().generation();
-    server.membership.wait_replicated(generation).await;
+    if !server.membership.wait_replicated(generation).await {
+        tracing::error!(
+            method,
+            generation,
+            "writes not replicated in time; not acknowledging"
+        );
+        return Err(ApiError::internal(format!(
+            "generation {generation} is not yet on every reachable pool member"
+        )));
+    }
     if let Err(e) = &outcome {
         tracing::debug!(method, error = %e, "call failed");
     }
@@ -158,6 +169,7 @@ pub fn runs_on_members(method: &str) -> bool {
             | "host.emergency_ha_disable"
             | "host.is_in_emergency_mode"
             | "host.get_local_database_generation"
+            | "host.get_local_database_state"
     ) || method.starts_with("pool.internal_")
         || method.starts_with("host.internal_")
 }

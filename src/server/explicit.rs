@@ -341,6 +341,9 @@ pub async fn call(
         ("host", "get_local_database_generation") => {
             Ok(Value::Int(server.db.read().generation() as i64))
         }
+        ("host", "get_local_database_state") => {
+            Ok(membership::stamp_value(server.db.read().stamp()))
+        }
 
         // ---- local users (an extension: xapi delegates users to PAM and AD) ----
         ("user", "create_local") => {

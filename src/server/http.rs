@@ -5,6 +5,9 @@
 //! `POST /pool/internal/database` is the one non-RPC route: the master sends a member the whole
 //! pool database there. A database outgrows any sensible RPC body limit, so this route has its
 //! own, much larger one, and reads nothing until the pool secret in the headers checks out.
+//!
+//! Every API call runs in a task of its own, so a client that hangs up does not cancel an
+//! operation half-way; a member's forwarded call waits for the master however long it takes.
 
 use std::sync::Arc;
 
@@ -18,7 +21,7 @@ use axum::Router;
 use super::membership::PoolRole;
 use super::peer::{DATABASE_PATH, EPOCH_HEADER, FORWARDED_HEADER, SECRET_HEADER};
 use super::{dispatch, Server, Transport};
-use crate::model::ApiError;
+use crate::model::{ApiError, Value};
 use crate::wire::{jsonrpc, xmlrpc, WireError};
 
 /// The largest request body accepted. API requests are small; this bounds what one caller can
@@ -55,7 +58,7 @@ async fn xml(State(ep): State<Endpoint>, headers: HeaderMap, body: Bytes) -> Res
     if let Some(r) = forward_if_member(&ep, transport, &call.method, "/", body, on_error).await {
         return r;
     }
-    let outcome = dispatch::call(&ep.server, transport, &call.method, call.params).await;
+    let outcome = run_to_completion(&ep, transport, call.method, call.params).await;
     respond("text/xml", xmlrpc::encode_response(&outcome))
 }
 
@@ -65,23 +68,42 @@ async fn json(State(ep): State<Endpoint>, headers: HeaderMap, body: Bytes) -> Re
         Err(e) => return malformed("Jsonrpc.Malformed_method_request", &e),
     };
     let transport = transport_of(&ep, &headers);
-    let (version, id) = (call.version, call.id.clone());
-    let on_error = move |e| {
-        respond(
-            "application/json",
-            jsonrpc::encode_response(version, &id, &Err(e)),
-        )
+    let version = call.version;
+    let on_error = {
+        let id = call.id.clone();
+        move |e| {
+            respond(
+                "application/json",
+                jsonrpc::encode_response(version, &id, &Err(e)),
+            )
+        }
     };
     if let Some(r) =
         forward_if_member(&ep, transport, &call.method, "/jsonrpc", body, on_error).await
     {
         return r;
     }
-    let outcome = dispatch::call(&ep.server, transport, &call.method, call.params).await;
+    let outcome = run_to_completion(&ep, transport, call.method, call.params).await;
     respond(
         "application/json",
-        jsonrpc::encode_response(call.version, &call.id, &outcome),
+        jsonrpc::encode_response(version, &call.id, &outcome),
     )
+}
+
+/// Run one API call in a task of its own and wait for it. The HTTP server drops a handler
+/// whose client went away; the operation must not stop half-way because of that (a VM
+/// stopped but still recorded running), so it finishes and only its answer is lost.
+async fn run_to_completion(
+    ep: &Endpoint,
+    transport: Transport,
+    method: String,
+    params: Vec<Value>,
+) -> Result<Value, ApiError> {
+    let server = ep.server.clone();
+    let task =
+        tokio::spawn(async move { dispatch::call(&server, transport, &method, params).await });
+    task.await
+        .unwrap_or_else(|e| Err(ApiError::internal(format!("the call failed: {e}"))))
 }
 
 /// The master sending this member the whole database. The answer is a JSON-RPC response, so

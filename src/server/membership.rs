@@ -12,11 +12,20 @@
 //!
 //! A member that does not answer is marked unreachable at once (the replicator stops waiting
 //! for it) and its `host_metrics.live` is set false. The liveness task pings members every
-//! [`PING_INTERVAL`]; a reachable member that misses [`MISSES_BEFORE_NOT_LIVE`] pings in a row
-//! is marked the same way. An unreachable member that answers again is brought up to date with
-//! a full copy of the database, through the same queue so it cannot overtake a change, and
-//! marked live. A member refuses changes that do not follow its generation (the master then
-//! sends a full copy) and changes from an older epoch than it has seen.
+//! [`PING_INTERVAL`]; a member that misses [`MISSES_BEFORE_NOT_LIVE`] pings in a row is marked
+//! the same way, whether it was reachable or not (one already dead when this master started or
+//! took over still has `live` true in the record it inherited). An unreachable member that
+//! answers again is told who the master is, brought up to date with a full copy of the
+//! database unless its copy has the master's very [`Stamp`], through the same queue so it
+//! cannot overtake a change, and marked live.
+//!
+//! Every change and every copy carries a stamp: the epoch of the master that wrote it and its
+//! generation. A member takes a change only onto a copy of the same epoch and the generation
+//! just before it; anything else (a gap, or a copy another master wrote, even at the same
+//! generation number) is refused and the master sends a full copy instead. A member also
+//! refuses anything from an older epoch than it has seen. An old master that comes back is a
+//! member like any other: the current master's newer epoch makes it follow, and its copy,
+//! stamped with the old epoch, is replaced whole.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -32,13 +41,18 @@ use crate::host::inventory;
 use crate::model::classes::{HOST, HOST_CPU, HOST_METRICS, POOL, VM};
 use crate::model::errors::code;
 use crate::model::{ApiError, Record, Value};
-use crate::pool::{ChangeSet, Dump, ReplicaError};
+use crate::pool::{ChangeSet, Dump, ReplicaError, Stamp};
 use crate::server::str_field;
 
 /// How often the master checks on its members.
 pub const PING_INTERVAL: Duration = Duration::from_secs(1);
 /// Missed pings after which a member is declared not live.
 pub const MISSES_BEFORE_NOT_LIVE: u32 = 3;
+/// The epoch a member stamps any write of its own with. Only the master writes the pool's
+/// state; should a member ever write, its copy is stamped with an epoch no master has, so it
+/// never passes for a master's state: the next change finds a gap and a full copy replaces it,
+/// and it loses to every master's copy when the freshest one is chosen.
+pub const MEMBER_WRITE_EPOCH: u64 = 0;
 /// The error code a member answers when a change does not follow its generation.
 const REPLICA_GAP: &str = "XENHA_REPLICA_GAP";
 
@@ -57,6 +71,9 @@ pub enum PoolRole {
 enum Job {
     Replicate(ChangeSet),
     Recover(String, oneshot::Sender<bool>),
+    /// Bring back a member this master has not reached yet (it just started or took over);
+    /// one that does not answer is not live.
+    Rejoin(String),
 }
 
 /// Membership state of this host.
@@ -156,15 +173,17 @@ impl Membership {
         }
     }
 
-    /// Wait until every change up to `generation` has been replicated (masters only).
-    pub async fn wait_replicated(&self, generation: u64) {
+    /// Wait until every change up to `generation` has been replicated (masters only). False if
+    /// that did not happen within a generous backstop: the caller must not acknowledge then.
+    pub async fn wait_replicated(&self, generation: u64) -> bool {
         if self.role() != PoolRole::Master {
-            return;
+            return true;
         }
         let mut rx = self.replicated.subscribe();
         let wait = rx.wait_for(|g| *g >= generation);
         // The replicator always moves on (every push is bounded), so this is only a backstop.
-        let _ = tokio::time::timeout(Duration::from_secs(60), wait).await;
+        let outcome = tokio::time::timeout(Duration::from_secs(60), wait).await;
+        matches!(outcome, Ok(Ok(_)))
     }
 
     fn mark_reachable(&self, host: &str, reachable: bool) {
@@ -222,8 +241,8 @@ pub fn spawn(server: Arc<Server>) {
         .membership
         .replicated
         .send_replace(server.db.read().generation());
-    for (r, _) in members(&server) {
-        server.membership.mark_reachable(&r, false);
+    if server.membership.role() == PoolRole::Master {
+        rejoin_all(&server);
     }
     tokio::spawn(replicator(server.clone(), rx));
     tokio::spawn(liveness(server));
@@ -251,7 +270,23 @@ async fn replicator(server: Arc<Server>, mut rx: mpsc::UnboundedReceiver<Job>) {
             Job::Recover(host, done) => {
                 let _ = done.send(recover(&server, &host).await);
             }
+            Job::Rejoin(host) => {
+                if server.membership.role() == PoolRole::Master && !recover(&server, &host).await {
+                    tracing::warn!(%host, "a member did not rejoin this master; marking it not live");
+                    set_unreachable(&server, &host);
+                }
+            }
         }
+    }
+}
+
+/// A master that just started or took over knows nothing of its members, yet its copy of the
+/// database may say they are live. Each one is brought up to date (or marked not live and
+/// unreachable) through the replication queue, ahead of any change made from now on, so no
+/// write is acknowledged while a member marked live lacks it.
+fn rejoin_all(server: &Server) {
+    for (host, _) in members(server) {
+        let _ = server.membership.jobs.send(Job::Rejoin(host));
     }
 }
 
@@ -301,7 +336,7 @@ async fn recover(server: &Server, host: &str) -> bool {
         .call(&address, "pool.internal_ping", vec![Value::str(m.secret())])
         .await
     {
-        Ok(v) => v.as_int().unwrap_or(-1),
+        Ok(v) => stamp_of(&v),
         Err(_) => return false,
     };
     // It may still follow an old master (after a handover it missed): this one is its master.
@@ -318,7 +353,9 @@ async fn recover(server: &Server, host: &str) -> bool {
         tracing::warn!(host = %address, error = %e, "a member would not follow this master");
         return false;
     }
-    if theirs != server.db.read().generation() as i64 {
+    // Only a copy with the very same stamp holds the same state; any other (older, or written
+    // by another master, even at the same generation) is replaced whole.
+    if theirs != Some(server.db.read().stamp()) {
         if let Err(e) = send_dump(server, &address).await {
             tracing::warn!(host = %address, error = %e, "could not bring a member up to date");
             return false;
@@ -389,8 +426,9 @@ async fn recover(server: &Server, host: &str) -> bool {
 }
 
 fn set_unreachable(server: &Server, host: &str) {
-    server.membership.mark_reachable(host, false);
+    // Not live first: while the record still says live, changes keep going to the member.
     set_live(server, host, false);
+    server.membership.mark_reachable(host, false);
 }
 
 fn set_live(server: &Server, host: &str, live: bool) {
@@ -465,6 +503,11 @@ async fn liveness(server: Arc<Server>) {
                     let (tx, rx) = oneshot::channel();
                     let _ = m.jobs.send(Job::Recover(host.clone(), tx));
                     let _ = rx.await;
+                } else if count_miss(m, &host, false) >= MISSES_BEFORE_NOT_LIVE {
+                    // A host already dead when this master started (or took over) was never
+                    // reachable here, but its record may still say live: the same timeout
+                    // holds for it. `set_live` writes (and tells) only a change.
+                    set_live(&server, &host, false);
                 }
                 continue;
             }
@@ -473,18 +516,21 @@ async fn liveness(server: Arc<Server>) {
                 .call(&address, "pool.internal_ping", vec![Value::str(m.secret())])
                 .await
                 .is_ok();
-            let misses = {
-                let mut misses = m.misses.lock().unwrap_or_else(|e| e.into_inner());
-                let n = misses.entry(host.clone()).or_insert(0);
-                *n = if answered { 0 } else { *n + 1 };
-                *n
-            };
+            let misses = count_miss(m, &host, answered);
             if misses >= MISSES_BEFORE_NOT_LIVE {
                 tracing::warn!(host = %address, misses, "member stopped answering; marking it not live");
                 set_unreachable(&server, &host);
             }
         }
     }
+}
+
+/// Count one ping of `host`: the pings it has missed in a row so far.
+fn count_miss(m: &Membership, host: &str, answered: bool) -> u32 {
+    let mut misses = m.misses.lock().unwrap_or_else(|e| e.into_inner());
+    let n = misses.entry(host.to_string()).or_insert(0);
+    *n = if answered { 0 } else { n.saturating_add(1) };
+    *n
 }
 
 // ---- the member's side ----
@@ -551,10 +597,35 @@ pub fn restore(server: &Server, secret: &str, epoch: i64, dump: &str) -> Result<
     Ok(Value::void())
 }
 
-/// `pool.internal_ping`.
+/// `pool.internal_ping`: the stamp of this host's copy of the database.
 pub fn ping(server: &Server, secret: &str) -> Result<Value, ApiError> {
     server.membership.check_secret(secret)?;
-    Ok(Value::Int(server.db.read().generation() as i64))
+    Ok(stamp_value(server.db.read().stamp()))
+}
+
+/// A stamp on the wire: `{"epoch": E, "generation": G}`.
+pub fn stamp_value(stamp: Stamp) -> Value {
+    Value::Struct(
+        [
+            ("epoch".to_string(), Value::Int(stamp.epoch as i64)),
+            (
+                "generation".to_string(),
+                Value::Int(stamp.generation as i64),
+            ),
+        ]
+        .into_iter()
+        .collect(),
+    )
+}
+
+/// The stamp in a [`stamp_value`] answer.
+fn stamp_of(v: &Value) -> Option<Stamp> {
+    let m = v.as_struct()?;
+    let int = |k: &str| u64::try_from(m.get(k)?.as_int()?).ok();
+    Some(Stamp {
+        epoch: int("epoch")?,
+        generation: int("generation")?,
+    })
 }
 
 /// `pool.internal_dump`: this host's whole copy of the database (for a new master that finds
@@ -568,25 +639,26 @@ pub fn dump(server: &Server, secret: &str) -> Result<Value, ApiError> {
 
 /// Before taking over as master: if a member at one of `addresses` holds a newer copy of the
 /// database than this host (it saw writes this host missed while unreachable), adopt it, so no
-/// write the old master acknowledged is lost. Unreachable members are skipped: every
-/// acknowledged write reached every member the old master could reach.
+/// write the old master acknowledged is lost. Copies order by stamp, epoch first: the copy of
+/// the latest master's history wins over a longer one of an earlier master. Unreachable members
+/// are skipped: every acknowledged write reached every member the old master could reach.
 pub async fn adopt_freshest_copy(server: &Server, addresses: &[String]) {
     let m = &server.membership;
-    let mine = server.db.read().generation() as i64;
-    let mut best: Option<(i64, &String)> = None;
+    let mine = server.db.read().stamp();
+    let mut best: Option<(Stamp, &String)> = None;
     for address in addresses {
         if let Ok(v) = m
             .peers
             .call(address, "pool.internal_ping", vec![Value::str(m.secret())])
             .await
         {
-            let theirs = v.as_int().unwrap_or(-1);
-            if theirs > best.map_or(mine, |(g, _)| g) {
+            let Some(theirs) = stamp_of(&v) else { continue };
+            if theirs > best.map_or(mine, |(s, _)| s) {
                 best = Some((theirs, address));
             }
         }
     }
-    let Some((generation, address)) = best else {
+    let Some((stamp, address)) = best else {
         return;
     };
     let fetched = m
@@ -599,7 +671,7 @@ pub async fn adopt_freshest_copy(server: &Server, addresses: &[String]) {
     match dump {
         Some(d) => match server.db.restore(&d) {
             Ok(()) => tracing::warn!(
-                from = %address, generation, mine,
+                from = %address, %stamp, %mine,
                 "took a member's newer copy of the database before becoming master"
             ),
             Err(e) => tracing::error!(error = %e, "could not adopt a newer database copy"),
@@ -704,6 +776,7 @@ pub async fn join(
         .secret
         .write()
         .unwrap_or_else(|e| e.into_inner()) = reply.secret.clone();
+    server.db.set_write_epoch(MEMBER_WRITE_EPOCH);
     *server
         .membership
         .role
@@ -1068,15 +1141,19 @@ pub async fn designate(server: &Server, target: &str) -> Result<Value, ApiError>
     let m = &server.membership;
     // No ordinary call runs while we hold this: every earlier one has been replicated.
     let _gate = m.write_gate.write().await;
-    let generation = server.db.read().generation();
-    m.wait_replicated(generation).await;
+    let stamp = server.db.read().stamp();
+    if !m.wait_replicated(stamp.generation).await {
+        return Err(ApiError::internal(
+            "earlier writes are not yet on every reachable member",
+        ));
+    }
     let offline = |_| ApiError::new("HOST_OFFLINE", [target]);
     let theirs = m
         .peers
         .call(&address, "pool.internal_ping", vec![Value::str(m.secret())])
         .await
         .map_err(offline)?;
-    if theirs.as_int() != Some(generation as i64) {
+    if stamp_of(&theirs) != Some(stamp) {
         send_dump(server, &address).await.map_err(offline)?;
     }
     let epoch = m.epoch.load(Ordering::SeqCst) + 1;
@@ -1118,6 +1195,7 @@ fn step_down(server: &Server, master: &str, epoch: u64) -> Result<(), ApiError> 
     let m = &server.membership;
     m.epoch.store(epoch, Ordering::SeqCst);
     save_role(server, Some(master.to_string()))?;
+    server.db.set_write_epoch(MEMBER_WRITE_EPOCH);
     *m.role.write().unwrap_or_else(|e| e.into_inner()) = PoolRole::Member {
         master: master.to_string(),
     };
@@ -1135,12 +1213,13 @@ pub fn become_master(server: &Server, secret: &str, epoch: i64) -> Result<Value,
     not_a_member(server)?;
     check_epoch(server, epoch)?;
     save_role(server, None)?;
-    // Every other host is brought up to date (and told who the master is) before it gets changes.
-    for (host, _) in members(server) {
-        m.mark_reachable(&host, false);
-    }
     m.replicated.send_replace(server.db.read().generation());
+    // Every write from here on carries the new epoch, starting with the one below, so no copy
+    // written by an earlier master can be taken for this one's state.
+    server.db.set_write_epoch(epoch as u64);
     *m.role.write().unwrap_or_else(|e| e.into_inner()) = PoolRole::Master;
+    // Every other host is brought up to date (and told who the master is) before it gets changes.
+    rejoin_all(server);
     let this = server.this_host.clone();
     server.db.write(|t| {
         let pool = t
@@ -1207,6 +1286,7 @@ pub fn set_master(
 /// Become (or stay) a member of the master at `address`, durably.
 fn follow(server: &Server, address: &str) -> Result<(), ApiError> {
     save_role(server, Some(address.to_string()))?;
+    server.db.set_write_epoch(MEMBER_WRITE_EPOCH);
     *server
         .membership
         .role
@@ -1271,7 +1351,7 @@ pub async fn recover_slaves(server: &Server) -> Result<Value, ApiError> {
         {
             Ok(_) => {
                 // It gets the database (and is marked live) through the recovery path.
-                m.mark_reachable(&host, false);
+                let _ = m.jobs.send(Job::Rejoin(host.clone()));
                 recovered.push(Value::str(host));
             }
             Err(e) => tracing::warn!(host = %address, error = %e, "could not recover a member"),

@@ -36,22 +36,35 @@ pub enum PeerError {
 /// How to reach the other hosts of the pool.
 #[derive(Clone)]
 pub struct Peers {
+    /// For the pool's own housekeeping (pings, replication, recovery): a peer that does not
+    /// answer within the timeout counts as unreachable.
     client: reqwest::Client,
+    /// For operations that take as long as they take (a forwarded API call, a domain stop
+    /// with its grace period): only connecting is bounded. The caller decides how long to
+    /// wait, as it would talking to the master directly.
+    patient: reqwest::Client,
     scheme: String,
     port: u16,
 }
 
 impl Peers {
-    /// Peers reached at `scheme://<host address>:port`, with calls bounded by `timeout`.
+    /// Peers reached at `scheme://<host address>:port`, with housekeeping calls bounded by
+    /// `timeout` and every connection attempt by the same.
     pub fn new(scheme: &str, port: u16, timeout: Duration) -> Peers {
-        let client = reqwest::Client::builder()
-            .tls_danger_accept_invalid_certs(true)
-            .timeout(timeout)
-            .connect_timeout(timeout)
+        let build = |total: Option<Duration>| {
+            let b = reqwest::Client::builder()
+                .tls_danger_accept_invalid_certs(true)
+                .connect_timeout(timeout);
+            match total {
+                Some(t) => b.timeout(t),
+                None => b,
+            }
             .build()
-            .expect("building the intra-pool HTTP client");
+            .expect("building the intra-pool HTTP client")
+        };
         Peers {
-            client,
+            client: build(Some(timeout)),
+            patient: build(None),
             scheme: scheme.to_string(),
             port,
         }
@@ -61,16 +74,36 @@ impl Peers {
         format!("{}://{}:{}{}", self.scheme, address, self.port, path)
     }
 
-    /// Call `method` on the host at `address` over JSON-RPC.
+    /// Call `method` on the host at `address` over JSON-RPC, bounded by the peer timeout.
     pub async fn call(
         &self,
         address: &str,
         method: &str,
         params: Vec<Value>,
     ) -> Result<Value, PeerError> {
+        self.call_with(&self.client, address, method, params).await
+    }
+
+    /// Call `method` on the host at `address` and wait for its answer however long the
+    /// operation takes (only connecting is bounded).
+    pub async fn call_patiently(
+        &self,
+        address: &str,
+        method: &str,
+        params: Vec<Value>,
+    ) -> Result<Value, PeerError> {
+        self.call_with(&self.patient, address, method, params).await
+    }
+
+    async fn call_with(
+        &self,
+        client: &reqwest::Client,
+        address: &str,
+        method: &str,
+        params: Vec<Value>,
+    ) -> Result<Value, PeerError> {
         let body = jsonrpc::encode_call(jsonrpc::Version::V2, method, &params, 1);
-        let request = self
-            .client
+        let request = client
             .post(self.url(address, "/jsonrpc"))
             .header("content-type", "application/json")
             .body(body);
@@ -107,7 +140,8 @@ impl Peers {
         Self::answer(address, request).await.map(|_| ())
     }
 
-    /// Forward a raw request to the master; returns its status, content type and body.
+    /// Forward a raw request to the master; returns its status, content type and body. The
+    /// answer is awaited however long the call takes, as the caller would await the master.
     pub async fn forward(
         &self,
         address: &str,
@@ -116,7 +150,7 @@ impl Peers {
         secret: &str,
     ) -> Result<(u16, String, Bytes), PeerError> {
         let response = self
-            .client
+            .patient
             .post(self.url(address, path))
             .header(FORWARDED_HEADER, secret)
             .body(body)

@@ -230,7 +230,7 @@ async fn start_domain(
         Value::str(command.unwrap_or("")),
     ];
     m.peers
-        .call(&address, "host.internal_start_domain", params)
+        .call_patiently(&address, "host.internal_start_domain", params)
         .await
         .map(|_| ())
         .map_err(peer_error(host))
@@ -254,8 +254,9 @@ async fn stop_domain(
         Value::str(uuid),
         Value::Int(grace.as_millis() as i64),
     ];
+    // A clean stop waits out the domain's grace period, longer than any housekeeping call.
     m.peers
-        .call(&address, "host.internal_stop_domain", params)
+        .call_patiently(&address, "host.internal_stop_domain", params)
         .await
         .map(|_| ())
         .map_err(peer_error(host))
