@@ -78,24 +78,18 @@ impl TestDaemon {
 
     /// Start a fresh daemon with extra `xapid` flags (kept for restarts).
     pub fn start_with(extra: &[&str]) -> TestDaemon {
-        let dir = tempfile::tempdir().unwrap();
-        let socket = dir.path().join("xapi.sock");
-        let mut d = TestDaemon {
-            http: format!("127.0.0.1:{}", free_port()),
-            https: format!("127.0.0.1:{}", free_port()),
-            socket,
-            dir,
-            child: None,
-            extra: extra.iter().map(|s| s.to_string()).collect(),
-            password_env: true,
-        };
-        d.spawn();
-        d
+        Self::start_in(tempfile::tempdir().unwrap(), extra, true)
     }
 
     /// Start a daemon on a state directory the test prepared, without `XAPID_ROOT_PASSWORD`
     /// (for the other sources of root's first password).
     pub fn start_prepared(dir: tempfile::TempDir, extra: &[&str]) -> TestDaemon {
+        Self::start_in(dir, extra, false)
+    }
+
+    /// Start a daemon on 127.0.0.1 in `dir`, with root's first password from the environment
+    /// or not.
+    fn start_in(dir: tempfile::TempDir, extra: &[&str], password_env: bool) -> TestDaemon {
         let socket = dir.path().join("xapi.sock");
         let mut d = TestDaemon {
             http: format!("127.0.0.1:{}", free_port()),
@@ -104,7 +98,7 @@ impl TestDaemon {
             dir,
             child: None,
             extra: extra.iter().map(|s| s.to_string()).collect(),
-            password_env: false,
+            password_env,
         };
         d.spawn();
         d
