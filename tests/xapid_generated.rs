@@ -7,15 +7,13 @@ use std::process::Command;
 
 use xenha::daemon::generate;
 
-fn checked_in(rel: &str) -> Vec<u8> {
-    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join(rel);
-    std::fs::read(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
-}
+mod common;
 
 fn assert_fresh(rel: &str, generated: Vec<u8>) {
-    assert!(
-        checked_in(rel) == generated,
-        "{rel} is stale: run `cargo run --bin xapid -- --generate-completions completions` and `cargo run --bin xapid -- --generate-man man`"
+    common::assert_fresh(
+        rel,
+        &generated,
+        "`cargo run --bin xapid -- --generate-completions completions` and `cargo run --bin xapid -- --generate-man man`",
     );
 }
 

@@ -1,19 +1,15 @@
 //! The checked-in completions and man page must be what the command table generates now.
 //! Regenerate with `xe --generate-completions completions` and `xe --generate-man man`.
 
-use std::path::Path;
-
 use xenha::cli::generate;
 
-fn checked_in(rel: &str) -> Vec<u8> {
-    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join(rel);
-    std::fs::read(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
-}
+mod common;
 
 fn assert_fresh(rel: &str, generated: Vec<u8>) {
-    assert!(
-        checked_in(rel) == generated,
-        "{rel} is stale: run `cargo run --bin xe -- --generate-completions completions` and `cargo run --bin xe -- --generate-man man`"
+    common::assert_fresh(
+        rel,
+        &generated,
+        "`cargo run --bin xe -- --generate-completions completions` and `cargo run --bin xe -- --generate-man man`",
     );
 }
 

@@ -497,3 +497,12 @@ pub fn ha_pool_at(net: &str, base: u8, memory_gib: &[i64]) -> HaPool {
         port,
     }
 }
+
+/// Panic unless the checked-in file `rel` (from the package root) is exactly `generated`;
+/// `regenerate` is the command that brings it up to date.
+#[allow(dead_code)]
+pub fn assert_fresh(rel: &str, generated: &[u8], regenerate: &str) {
+    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join(rel);
+    let checked_in = std::fs::read(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+    assert!(checked_in == generated, "{rel} is stale: run {regenerate}");
+}
