@@ -117,3 +117,94 @@ impl From<bool> for Value {
 
 /// A record: field name to value, in declaration order.
 pub type Record = IndexMap<String, Value>;
+
+/// Whether XML 1.0 can carry `c` (its `Char` production). XML-RPC clients refuse a document
+/// holding any other character, even as a character reference, so no string the pool keeps
+/// or sends may contain one.
+pub fn is_xml_char(c: char) -> bool {
+    matches!(c,
+        '\t' | '\n' | '\r'
+        | '\u{20}'..='\u{D7FF}'
+        | '\u{E000}'..='\u{FFFD}'
+        | '\u{10000}'..='\u{10FFFF}')
+}
+
+/// The longest prefix of `s` that XML 1.0 can carry: `s` cut at its first character XML
+/// cannot hold, as xapi's database cuts every string it stores.
+pub fn xml_prefix(s: &str) -> &str {
+    match s.char_indices().find(|(_, c)| !is_xml_char(*c)) {
+        Some((at, _)) => &s[..at],
+        None => s,
+    }
+}
+
+impl Value {
+    /// Cut every string inside this value (set members, map keys and values included) at its
+    /// first character XML cannot carry; returns whether anything was cut.
+    pub fn truncate_to_xml(&mut self) -> bool {
+        fn cut(s: &mut String) -> bool {
+            let keep = xml_prefix(s).len();
+            let cut = keep < s.len();
+            s.truncate(keep);
+            cut
+        }
+        match self {
+            Value::Str(s) | Value::DateTime(s) => cut(s),
+            Value::Array(items) => items
+                .iter_mut()
+                .fold(false, |any, v| v.truncate_to_xml() | any),
+            Value::Struct(members) => {
+                if members.keys().all(|k| xml_prefix(k).len() == k.len()) {
+                    return members
+                        .values_mut()
+                        .fold(false, |any, v| v.truncate_to_xml() | any);
+                }
+                // A key changes: rebuild the map (two keys cut to the same prefix keep the
+                // later value, as a second write of one key would).
+                let old = std::mem::take(members);
+                for (mut k, mut v) in old {
+                    cut(&mut k);
+                    v.truncate_to_xml();
+                    members.insert(k, v);
+                }
+                true
+            }
+            Value::Int(_) | Value::Float(_) | Value::Bool(_) | Value::Nil => false,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn strings_are_cut_at_their_first_character_xml_cannot_carry() {
+        assert_eq!(xml_prefix("tab\tnl\ncr\r fine"), "tab\tnl\ncr\r fine");
+        assert_eq!(xml_prefix("x\u{1}y"), "x");
+        assert_eq!(xml_prefix("\u{0}"), "");
+        assert_eq!(
+            xml_prefix("ok\u{d7ff}\u{e000}\u{fffd}\u{10ffff}\u{fffe}no"),
+            "ok\u{d7ff}\u{e000}\u{fffd}\u{10ffff}"
+        );
+        assert_eq!(xml_prefix("a\u{ffff}"), "a");
+
+        let mut clean = Value::Array(vec![Value::str("a"), Value::Int(1)]);
+        assert!(!clean.truncate_to_xml());
+        let mut v = Value::Struct(IndexMap::from([
+            ("k\u{1}1".to_string(), Value::str("v\u{2}")),
+            (
+                "ok".to_string(),
+                Value::Array(vec![Value::str("s\u{1b}et")]),
+            ),
+        ]));
+        assert!(v.truncate_to_xml());
+        assert_eq!(
+            v,
+            Value::Struct(IndexMap::from([
+                ("k".to_string(), Value::str("v")),
+                ("ok".to_string(), Value::Array(vec![Value::str("s")])),
+            ]))
+        );
+    }
+}

@@ -282,6 +282,7 @@ impl Database {
             let result = f(&mut txn)?;
             (result, txn.staged, txn.credentials)
         };
+        let staged = keep_xml_strings(staged);
         let (persistent, volatile): (Vec<_>, Vec<_>) = staged
             .into_iter()
             .map(|((class, r), rec)| (class.to_string(), r, rec))
@@ -402,6 +403,23 @@ impl Database {
         };
         Ok(())
     }
+}
+
+type Staged = IndexMap<(&'static str, String), Option<Record>>;
+
+/// Cut every string of a write's records at its first character XML 1.0 cannot carry, with a
+/// warning, as xapi's database does: a value a JSON-RPC client could set would otherwise make
+/// every later XML-RPC read of the object an unparsable document. Every write passes here, so
+/// generic setters, explicit calls and creations are all covered.
+fn keep_xml_strings(mut staged: Staged) -> Staged {
+    for ((class, r), record) in &mut staged {
+        for (field, value) in record.iter_mut().flatten() {
+            if value.truncate_to_xml() {
+                tracing::warn!(class, r, field, "string truncated to: {value:?}");
+            }
+        }
+    }
+    staged
 }
 
 /// The changes of one write, staged over a consistent view. Reads see the staged changes.

@@ -17,6 +17,7 @@ use quick_xml::events::Event;
 use quick_xml::Reader;
 
 use super::WireError;
+use crate::model::value::is_xml_char;
 use crate::model::{ApiError, Value};
 
 /// Nesting deeper than this is refused (a defence against stack exhaustion, not a protocol
@@ -405,6 +406,10 @@ pub fn encode_call(method: &str, params: &[Value]) -> String {
     out
 }
 
+/// Escape markup characters. A character XML 1.0 cannot carry at all (a control character,
+/// U+FFFE) is written as U+FFFD: stored strings never hold one (the database cuts them), but
+/// values that echo a caller's input, such as an error's parameters, may, and a single one
+/// would make the whole response unreadable to every XML-RPC client.
 fn escape_into(out: &mut String, s: &str) {
     for c in s.chars() {
         match c {
@@ -413,6 +418,7 @@ fn escape_into(out: &mut String, s: &str) {
             '&' => out.push_str("&amp;"),
             '"' => out.push_str("&quot;"),
             '\'' => out.push_str("&apos;"),
+            c if !is_xml_char(c) => out.push(char::REPLACEMENT_CHARACTER),
             c => out.push(c),
         }
     }
