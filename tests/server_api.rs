@@ -964,6 +964,88 @@ fn the_tls_certificate_survives_a_restart() {
     assert!(!d.log().contains("generated a self-signed"), "{}", d.log());
 }
 
+/// An interrupted first start: certificate files left empty (by a version that wrote them in
+/// place) are generated again, with a warning; a key left without its certificate (a start
+/// stopped between the two renames) gets a certificate and is kept.
+#[test]
+fn an_interrupted_first_start_leaves_no_unusable_certificate() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("xapi-ssl.pem"), "").unwrap();
+    std::fs::write(dir.path().join("xapi-ssl.key"), "").unwrap();
+    let mut d = TestDaemon::start_prepared(dir, &[]);
+    assert!(!served_certificate(&d).is_empty());
+    for file in ["xapi-ssl.pem", "xapi-ssl.key"] {
+        let path = d.state_dir().join(file);
+        assert!(std::fs::metadata(&path).unwrap().len() > 0, "{file}");
+        assert_eq!(mode_of(&path), 0o600, "{file}");
+        assert!(!d.state_dir().join(format!("{file}.partial")).exists());
+    }
+    assert!(
+        d.log().contains("treated as missing") && d.log().contains("generated a self-signed"),
+        "{}",
+        d.log()
+    );
+    let key = std::fs::read(d.state_dir().join("xapi-ssl.key")).unwrap();
+    assert!(d.stop().success());
+    std::fs::remove_file(d.state_dir().join("xapi-ssl.pem")).unwrap();
+    d.restart();
+    assert!(!served_certificate(&d).is_empty());
+    assert_eq!(
+        std::fs::read(d.state_dir().join("xapi-ssl.key")).unwrap(),
+        key
+    );
+    assert!(
+        d.log().contains("the key had no certificate"),
+        "{}",
+        d.log()
+    );
+}
+
+/// A certificate or key file with content the daemon cannot use may be the operator's own: it
+/// is never replaced; the daemon refuses to start and names it.
+#[test]
+fn an_unusable_certificate_with_content_refuses_the_start() {
+    let good = TestDaemon::start();
+    let good_key = std::fs::read(good.state_dir().join("xapi-ssl.key")).unwrap();
+    let good_cert = std::fs::read(good.state_dir().join("xapi-ssl.pem")).unwrap();
+    drop(good);
+    let cases: [(&[u8], &[u8], &str); 4] = [
+        (
+            b"not a certificate\n",
+            &good_key,
+            "xapi-ssl.pem holds no PEM certificate",
+        ),
+        (
+            &good_cert,
+            b"not a key\n",
+            "xapi-ssl.key holds no PEM private key",
+        ),
+        (&good_cert, b"", "xapi-ssl.key is missing or empty"),
+        (
+            b"",
+            b"not a key\n",
+            "xapi-ssl.key holds no usable private key",
+        ),
+    ];
+    for (cert, key, wanted) in cases {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("xapi-ssl.pem"), cert).unwrap();
+        std::fs::write(dir.path().join("xapi-ssl.key"), key).unwrap();
+        let (status, log) = common::start_refused(dir.path(), &[]);
+        assert!(!status.success(), "{log}");
+        assert!(log.contains(wanted), "{wanted}: {log}");
+        assert_eq!(
+            std::fs::read(dir.path().join("xapi-ssl.pem")).unwrap(),
+            cert
+        );
+        assert_eq!(std::fs::read(dir.path().join("xapi-ssl.key")).unwrap(), key);
+        assert!(
+            !dir.path().join("pool.db").exists(),
+            "refused before opening the database"
+        );
+    }
+}
+
 /// MemTotal of /proc/meminfo, in bytes.
 fn mem_total() -> i64 {
     let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap();

@@ -58,6 +58,11 @@ pub(crate) fn io(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> D
 /// Run the daemon until SIGTERM or SIGINT, then shut down cleanly.
 pub async fn run(config: Config) -> Result<(), DaemonError> {
     create_private_dir(&config.state_dir)?;
+    // Before anything else, so an unusable certificate refuses the start with nothing changed.
+    let tls = match config.https_listen {
+        Some(_) => Some(tls::load_or_create(&config.state_dir).await?),
+        None => None,
+    };
     let db = Database::open(&config.state_dir.join("pool.db"))?;
     let facts = bootstrap::gather_facts(&config)?;
     let server_config = ServerConfig {
@@ -132,8 +137,7 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let mut tasks = Vec::new();
 
-    if let Some(addr) = config.https_listen {
-        let tls = tls::load_or_create(&config.state_dir).await?;
+    if let (Some(addr), Some(tls)) = (config.https_listen, tls) {
         let handle = axum_server::Handle::new();
         let app = http::router(server.clone(), Transport::Tcp);
         let std_listener =

@@ -235,6 +235,45 @@ impl TestDaemon {
     }
 }
 
+/// Run `xapid` on the state directory `dir` (with [`PASSWORD`] for root) expecting it to refuse
+/// to start: its exit status and its log. The wait is bounded; a daemon that comes up instead
+/// is killed and the test fails.
+pub fn start_refused(dir: &Path, extra: &[&str]) -> (ExitStatus, String) {
+    let log_path = dir.join("xapid.log");
+    let log = std::fs::File::create(&log_path).unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_xapid"))
+        .args(["--state-dir", dir.to_str().unwrap()])
+        .args(["--listen", &format!("127.0.0.1:{}", free_port())])
+        .args(["--http-listen", &format!("127.0.0.1:{}", free_port())])
+        .args(["--socket", dir.join("xapi.sock").to_str().unwrap()])
+        .args(extra)
+        .env("XAPID_ROOT_PASSWORD", PASSWORD)
+        .env("RUST_LOG", "info")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .expect("starting xapid");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return (
+                status,
+                std::fs::read_to_string(&log_path).unwrap_or_default(),
+            );
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!(
+                "xapid did not refuse to start:\n{}",
+                std::fs::read_to_string(&log_path).unwrap_or_default()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 impl Drop for TestDaemon {
     fn drop(&mut self) {
         self.kill9();
