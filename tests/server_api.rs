@@ -925,6 +925,34 @@ fn a_first_start_interrupted_after_writing_the_password_file_resumes() {
     assert_eq!(mode_of(&path), 0o600);
 }
 
+/// The pool database holds the local users' password hashes: it is created 0600, and an
+/// existing database or state directory others can read is tightened at start, with a log line.
+#[test]
+fn the_pool_database_and_state_directory_are_private() {
+    use std::os::unix::fs::PermissionsExt;
+    let mut d = TestDaemon::start();
+    let db = d.state_dir().join("pool.db");
+    assert_eq!(mode_of(&db), 0o600);
+    assert_eq!(mode_of(d.state_dir()), 0o700);
+    assert!(d.stop().success());
+    std::fs::set_permissions(&db, std::fs::Permissions::from_mode(0o644)).unwrap();
+    std::fs::set_permissions(d.state_dir(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    d.restart();
+    assert_eq!(mode_of(&db), 0o600);
+    assert_eq!(mode_of(d.state_dir()), 0o700);
+    let log = d.log();
+    assert!(
+        log.contains("the pool database was mode 644; made it 0600"),
+        "{log}"
+    );
+    assert!(
+        log.contains("the state directory was mode 755; made it 700"),
+        "{log}"
+    );
+    // Nothing was lost on the way.
+    assert!(is_ref(&login_as(&d, PASSWORD)["result"]));
+}
+
 /// The certificate the HTTPS listener presents, as DER.
 fn served_certificate(d: &TestDaemon) -> Vec<u8> {
     let client = reqwest::blocking::Client::builder()

@@ -252,11 +252,25 @@ fn bind_unix(path: &PathBuf) -> Result<tokio::net::UnixListener, DaemonError> {
     Ok(listener)
 }
 
+/// Create the state directory mode 0700, or tighten an existing one that others can reach: it
+/// holds the pool database (password hashes), the TLS key and the pool secret.
 pub(crate) fn create_private_dir(dir: &std::path::Path) -> Result<(), DaemonError> {
-    use std::os::unix::fs::DirBuilderExt;
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
     std::fs::DirBuilder::new()
         .recursive(true)
         .mode(0o700)
         .create(dir)
-        .map_err(io(format!("creating state directory {}", dir.display())))
+        .map_err(io(format!("creating state directory {}", dir.display())))?;
+    let mode = std::fs::metadata(dir)
+        .map_err(io(format!("reading state directory {}", dir.display())))?
+        .permissions()
+        .mode()
+        & 0o777;
+    if mode & 0o077 != 0 {
+        let tightened = mode & 0o700;
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(tightened))
+            .map_err(io(format!("restricting state directory {}", dir.display())))?;
+        tracing::warn!(path = %dir.display(), "the state directory was mode {mode:o}; made it {tightened:o}");
+    }
+    Ok(())
 }

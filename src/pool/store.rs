@@ -22,6 +22,14 @@ pub enum StoreError {
     /// redb refused.
     #[error("pool database: {0}")]
     Redb(#[from] redb::Error),
+    /// The database file could not be created or its permissions set.
+    #[error("pool database {path}: {source}")]
+    File {
+        /// The database file.
+        path: String,
+        /// The OS error.
+        source: std::io::Error,
+    },
     /// A stored record does not decode.
     #[error("pool database: corrupt record {key}: {source}")]
     Corrupt {
@@ -56,12 +64,38 @@ pub(crate) struct Loaded {
     pub stamp: Stamp,
 }
 
+/// Create the database file mode 0600 if it does not exist (redb initialises an empty file),
+/// and tighten an existing one to 0600: it holds the local users' password hashes.
+fn make_private(path: &Path) -> Result<(), StoreError> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let failed = |source| StoreError::File {
+        path: path.display().to_string(),
+        source,
+    };
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .open(path)
+        .map_err(failed)?;
+    let mode = file.metadata().map_err(failed)?.permissions().mode() & 0o777;
+    if mode != 0o600 {
+        file.set_permissions(std::fs::Permissions::from_mode(0o600))
+            .map_err(failed)?;
+        tracing::warn!(path = %path.display(), "the pool database was mode {mode:o}; made it 0600");
+    }
+    Ok(())
+}
+
 pub(crate) struct Store {
     db: redb::Database,
 }
 
 impl Store {
     pub fn open(path: &Path) -> Result<(Store, Loaded), StoreError> {
+        make_private(path)?;
         let db = redb::Database::create(path)?;
         // Make sure the tables exist so the first read does not fail.
         let w = db.begin_write()?;
