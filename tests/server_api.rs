@@ -953,6 +953,45 @@ fn the_pool_database_and_state_directory_are_private() {
     assert!(is_ref(&login_as(&d, PASSWORD)["result"]));
 }
 
+/// The local socket trusts its caller as root: it appears at its path already 0600 (bound in
+/// a private directory and renamed into place, so it never exists under the umask's mode),
+/// leaves nothing behind, and replaces the stale socket of a killed daemon.
+#[test]
+fn the_local_socket_is_only_ever_its_owners() {
+    use std::os::unix::fs::FileTypeExt;
+    let mut d = TestDaemon::start();
+    let is_socket = |d: &TestDaemon| {
+        std::fs::metadata(&d.socket)
+            .unwrap()
+            .file_type()
+            .is_socket()
+    };
+    assert!(is_socket(&d));
+    assert_eq!(mode_of(&d.socket), 0o600);
+    let leftovers = |d: &TestDaemon| -> Vec<String> {
+        std::fs::read_dir(d.state_dir())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.starts_with(".xapid-"))
+            .collect()
+    };
+    assert_eq!(leftovers(&d), Vec::<String>::new());
+    d.kill9();
+    assert!(d.socket.exists(), "a killed daemon leaves its socket");
+    d.restart();
+    assert!(is_socket(&d));
+    assert_eq!(mode_of(&d.socket), 0o600);
+    assert_eq!(leftovers(&d), Vec::<String>::new());
+    let r = raw::post_unix(
+        &d.socket,
+        "/jsonrpc",
+        json!({"jsonrpc":"2.0","method":"session.login_with_password","params":["root","any"],"id":1})
+            .to_string()
+            .as_bytes(),
+    );
+    assert!(r.body.contains("OpaqueRef:"), "{}", r.body);
+}
+
 /// The certificate the HTTPS listener presents, as DER.
 fn served_certificate(d: &TestDaemon) -> Vec<u8> {
     let client = reqwest::blocking::Client::builder()

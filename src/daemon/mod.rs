@@ -8,7 +8,6 @@ pub mod config;
 pub mod generate;
 mod tls;
 
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -235,21 +234,41 @@ async fn wait_for_stop_signal() {
 
 /// Bind the local socket, replacing a stale one, readable and writable by its owner only:
 /// whoever can connect is trusted as root.
-fn bind_unix(path: &PathBuf) -> Result<tokio::net::UnixListener, DaemonError> {
-    use std::os::unix::fs::PermissionsExt;
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).map_err(io(format!("creating {}", dir.display())))?;
-    }
-    match std::fs::remove_file(path) {
+///
+/// A socket bound in place would exist under the umask's mode until a chmod, and a connection
+/// made in that window stays open (the kernel checks permission only at connect) and would be
+/// accepted as root. So it is bound in a fresh 0700 directory beside its path, where no one
+/// else can reach it, made 0600 there, and renamed into place (which also replaces a stale
+/// socket atomically). The listener keeps working: it is bound to the socket, not the name.
+fn bind_unix(path: &std::path::Path) -> Result<tokio::net::UnixListener, DaemonError> {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => std::path::Path::new("."),
+    };
+    std::fs::create_dir_all(dir).map_err(io(format!("creating {}", dir.display())))?;
+    // Short names: a socket path is limited to about 100 bytes.
+    let private = dir.join(format!(".xapid-{}", std::process::id()));
+    match std::fs::remove_dir_all(&private) {
         Ok(()) => {}
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => return Err(io(format!("removing stale socket {}", path.display()))(e)),
+        Err(e) => return Err(io(format!("removing {}", private.display()))(e)),
     }
-    let listener =
-        tokio::net::UnixListener::bind(path).map_err(io(format!("binding {}", path.display())))?;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
-        .map_err(io(format!("restricting {}", path.display())))?;
-    Ok(listener)
+    std::fs::DirBuilder::new()
+        .mode(0o700)
+        .create(&private)
+        .map_err(io(format!("creating {}", private.display())))?;
+    let bound = private.join("s");
+    let result = tokio::net::UnixListener::bind(&bound)
+        .map_err(io(format!("binding {}", path.display())))
+        .and_then(|listener| {
+            std::fs::set_permissions(&bound, std::fs::Permissions::from_mode(0o600))
+                .map_err(io(format!("restricting {}", path.display())))?;
+            std::fs::rename(&bound, path).map_err(io(format!("binding {}", path.display())))?;
+            Ok(listener)
+        });
+    let _ = std::fs::remove_dir_all(&private);
+    result
 }
 
 /// Create the state directory mode 0700, or tighten an existing one that others can reach: it
