@@ -1113,6 +1113,36 @@ fn an_unusable_certificate_with_content_refuses_the_start() {
     }
 }
 
+/// A `--cpuinfo` file in which no CPU can be found refuses the start, naming the file, instead
+/// of making a host without CPUs; a real one is used.
+#[test]
+fn a_cpuinfo_file_without_cpus_refuses_the_start() {
+    let files = tempfile::tempdir().unwrap();
+    let garbage = files.path().join("garbage.txt");
+    std::fs::write(&garbage, "this is not\na cpuinfo: file\n").unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let (status, log) =
+        common::start_refused(dir.path(), &["--cpuinfo", garbage.to_str().unwrap()]);
+    assert!(!status.success(), "{log}");
+    assert!(
+        log.contains(&format!("{}: no CPU found", garbage.display())),
+        "{log}"
+    );
+    assert!(
+        !dir.path().join("pool.db").exists(),
+        "refused before opening the database"
+    );
+
+    let fixture = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/cpuinfo/amd-epyc-4cpu.txt"
+    );
+    let d = TestDaemon::start_with(&["--cpuinfo", fixture]);
+    let s = login(&d);
+    let cpus = call(&d, "host_cpu.get_all", json!([s]))["result"].clone();
+    assert_eq!(cpus.as_array().map(Vec::len), Some(4), "{cpus}");
+}
+
 /// MemTotal of /proc/meminfo, in bytes.
 fn mem_total() -> i64 {
     let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap();

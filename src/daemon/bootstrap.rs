@@ -167,7 +167,16 @@ pub fn gather_facts(config: &Config) -> Result<HostFacts, DaemonError> {
         Some(path) => {
             let text =
                 std::fs::read_to_string(path).map_err(io(format!("reading {}", path.display())))?;
-            cpuinfo::parse_cpuinfo(&text)
+            let cpus = cpuinfo::parse_cpuinfo(&text);
+            // A file of something else would otherwise quietly make a host without CPUs.
+            if cpus.is_empty() {
+                return Err(DaemonError::Config(format!(
+                    "{}: no CPU found (expected the format of /proc/cpuinfo, a \"processor\" \
+                     line per logical CPU)",
+                    path.display()
+                )));
+            }
+            cpus
         }
         None => cpuinfo::read_local().map_err(io("reading /proc/cpuinfo"))?,
     };

@@ -57,13 +57,14 @@ pub(crate) fn io(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> D
 /// Run the daemon until SIGTERM or SIGINT, then shut down cleanly.
 pub async fn run(config: Config) -> Result<(), DaemonError> {
     create_private_dir(&config.state_dir)?;
-    // Before anything else, so an unusable certificate refuses the start with nothing changed.
+    let facts = bootstrap::gather_facts(&config)?;
+    // Before the database, so an unusable certificate (or CPU file) refuses the start with
+    // nothing changed.
     let tls = match config.https_listen {
         Some(_) => Some(tls::load_or_create(&config.state_dir).await?),
         None => None,
     };
     let db = Database::open(&config.state_dir.join("pool.db"))?;
-    let facts = bootstrap::gather_facts(&config)?;
     let server_config = ServerConfig {
         auth_failure_delay: config.auth_failure_delay,
         state_dir: Some(config.state_dir.clone()),
