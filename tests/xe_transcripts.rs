@@ -547,6 +547,63 @@ fn https_without_verification_and_against_a_ca_file() {
             code: 1
         }
     );
+    // A CA file that cannot be used is named with its fault, from the flag or XE_CACERT, as a
+    // bad `--pin-cert` file is, and nothing is contacted.
+    let missing = home.path().join("missing.pem");
+    let garbage = home.path().join("garbage.pem");
+    std::fs::write(&garbage, "not a certificate\n").unwrap();
+    let bad_ca = |path: &Path, via_env: bool| {
+        let (extra, env) = if via_env {
+            (String::new(), vec![("XE_CACERT", path.to_str().unwrap())])
+        } else {
+            (format!(" --cacert {}", path.display()), vec![])
+        };
+        xe_env(
+            &d,
+            home.path(),
+            "jsonrpc",
+            &words(&format!("{base}{extra}")),
+            &env,
+        )
+    };
+    for via_env in [false, true] {
+        assert_eq!(
+            bad_ca(&missing, via_env),
+            Run {
+                stdout: String::new(),
+                stderr: format!(
+                    "Error: {}: No such file or directory (os error 2)\n",
+                    missing.display()
+                ),
+                code: 1
+            }
+        );
+        assert_eq!(
+            bad_ca(&garbage, via_env),
+            Run {
+                stdout: String::new(),
+                stderr: format!(
+                    "Error: {}: no PEM certificate in the file\n",
+                    garbage.display()
+                ),
+                code: 1
+            }
+        );
+    }
+    let pin_missing = xe_env(
+        &d,
+        home.path(),
+        "jsonrpc",
+        &words(&format!("{base} --pin-cert {}", missing.display())),
+        &[],
+    );
+    assert_eq!(
+        pin_missing.stderr,
+        format!(
+            "Error: {}: No such file or directory (os error 2)\n",
+            missing.display()
+        )
+    );
 }
 
 /// `--pin-cert`/`XE_PIN_CERT` accept exactly one certificate, whatever names it carries: the

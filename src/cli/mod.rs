@@ -207,7 +207,13 @@ pub fn run(argv: &[String], env: &Env, out: &mut dyn Write, err: &mut dyn Write)
                     return 1;
                 }
             },
-            (None, Some(f)) => TlsVerify::CaFile(f.into()),
+            (None, Some(f)) => match crate::client::ca::load(f) {
+                Ok(certs) => TlsVerify::Ca(certs),
+                Err(e) => {
+                    CliError::Failure(e).write(err);
+                    return 1;
+                }
+            },
             (None, None) => TlsVerify::None,
         };
         (

@@ -7,6 +7,7 @@
 //! default with XML-RPC on `/` selectable or as an automatic fallback, and [`Session`]s. It never
 //! formats anything for a user; `xe` does that from [`ClientError`] values.
 
+pub mod ca;
 pub mod http;
 pub mod pin;
 
@@ -38,9 +39,9 @@ pub enum TlsVerify {
     /// Accept any certificate, as xe does (`verify_cert:None`).
     #[default]
     None,
-    /// Verify the chain against the PEM certificates in this file as trust anchors, with the
+    /// Verify the chain against these certificates as trust anchors ([`ca::load`]), with the
     /// usual hostname check.
-    CaFile(PathBuf),
+    Ca(Vec<rustls::pki_types::CertificateDer<'static>>),
     /// Accept exactly the certificate with this fingerprint, whatever its names.
     Pin(pin::Fingerprint),
 }
@@ -246,10 +247,11 @@ impl Connection {
                     .connect_timeout(Duration::from_secs(30));
                 match verify {
                     TlsVerify::None => b = b.danger_accept_invalid_certs(true),
-                    TlsVerify::CaFile(path) => {
-                        let pem = std::fs::read(path)
-                            .map_err(|e| TransportError::Tls(format!("{}: {e}", path.display())))?;
-                        let certs = reqwest::Certificate::from_pem_bundle(&pem)
+                    TlsVerify::Ca(ders) => {
+                        let certs = ders
+                            .iter()
+                            .map(|d| reqwest::Certificate::from_der(d))
+                            .collect::<Result<Vec<_>, _>>()
                             .map_err(|e| TransportError::Tls(e.to_string()))?;
                         b = b.tls_certs_only(certs);
                     }
