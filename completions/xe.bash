@@ -242,7 +242,7 @@ _xe() {
     COMPREPLY=()
     case "$pending" in
         -pwf|--cacert|--pin-cert) COMPREPLY=( $(compgen -f -- "$cur") ); return 0 ;;
-        --output) _xe_reply "$cur" < <(printf '%s\n' json table); return 0 ;;
+        --output) _xe_reply "$cur" < <(printf '%s\n' xe json table); return 0 ;;
         ?*) return 0 ;;
     esac
     if [[ "$cur" == -* ]]; then

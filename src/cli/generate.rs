@@ -8,6 +8,7 @@
 use std::io;
 use std::path::Path;
 
+use super::commands::Format;
 use super::globals::{all_flags, valued_flags, GLOBALS};
 use super::records::cli_fields;
 use super::table::{commands, Command, Op, Selectors};
@@ -178,7 +179,7 @@ _xe() {
     COMPREPLY=()
     case "$pending" in
         -pwf|--cacert|--pin-cert) COMPREPLY=( $(compgen -f -- "$cur") ); return 0 ;;
-        --output) _xe_reply "$cur" < <(printf '%s\n' json table); return 0 ;;
+        --output) _xe_reply "$cur" < <(printf '%s\n' @FORMATS@); return 0 ;;
         ?*) return 0 ;;
     esac
     if [[ "$cur" == -* ]]; then
@@ -211,7 +212,7 @@ _xe() {
 complete -F _xe -o nospace xe
 "#,
     );
-    o
+    with_formats(o)
 }
 
 /// The zsh completion script.
@@ -255,7 +256,7 @@ _xe_split_minimal() {
     done
     case $pending in
     -pwf|--cacert|--pin-cert) _files; return ;;
-    --output) values=(json table); compadd -a values; return ;;
+    --output) values=(@FORMATS@); compadd -a values; return ;;
     ?*) return ;;
     esac
     if [[ $PREFIX == -* ]]; then
@@ -320,7 +321,7 @@ _xe_split_minimal() {
 _xe "$@"
 "#,
     );
-    o
+    with_formats(o)
 }
 
 /// The fish completion script.
@@ -394,7 +395,7 @@ complete -c xe -n 'test -z "$(__xe_pending)"; and string match -q -- "-*" (comma
     o.push_str(
         r#"'
 complete -c xe -n 'contains -- "$(__xe_pending)" -pwf --cacert --pin-cert' -F
-complete -c xe -n 'test "$(__xe_pending)" = --output' -a 'json table'
+complete -c xe -n 'test "$(__xe_pending)" = --output' -a '@FORMATS@'
 
 "#,
     );
@@ -426,7 +427,12 @@ complete -c xe -n 'test "$(__xe_pending)" = --output' -a 'json table'
             "complete -c xe -n 'string match -q \"{p}=*\" -- (commandline -ct)' -a '(__xe_values {k})'\n"
         ));
     }
-    o
+    with_formats(o)
+}
+
+/// The `--output` values, filled into the completion templates.
+fn with_formats(script: String) -> String {
+    script.replace("@FORMATS@", &Format::names())
 }
 
 /// Escape text for roff: backslashes, hyphens (so they stay ASCII), and a leading `.` or `'`.

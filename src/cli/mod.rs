@@ -79,12 +79,10 @@ fn take_ours(argv: &[String], env: &Env) -> Result<(Vec<String>, Ours), String> 
             };
             match name {
                 "--output" => {
-                    o.format = match v.as_str() {
-                        "json" => Format::Json,
-                        "table" => Format::Table,
-                        "xe" => Format::Xe,
-                        _ => return Err(format!("--output must be json, table or xe, not {v}")),
-                    }
+                    o.format = Format::parse(&v).ok_or_else(|| {
+                        let [first @ .., last] = Format::NAMES.map(|(n, _)| n);
+                        format!("--output must be {} or {last}, not {v}", first.join(", "))
+                    })?
                 }
                 "--socket" => o.socket = Some(v),
                 "--pin-cert" => o.pin_cert = Some(v),
@@ -129,7 +127,7 @@ pub fn run(argv: &[String], env: &Env, out: &mut dyn Write, err: &mut dyn Write)
     let (argv, ours) = match take_ours(argv, env) {
         Ok(x) => x,
         Err(e) => {
-            let _ = writeln!(err, "{e}");
+            CliError::Failure(e).write(err);
             return 1;
         }
     };
@@ -171,11 +169,7 @@ pub fn run(argv: &[String], env: &Env, out: &mut dyn Write, err: &mut dyn Write)
     // `--minimal` keeps only xe's first field and drops messages, which would silently print
     // an empty line for JSON or a table; refuse the mix before contacting anything.
     if minimal && ours.format != Format::Xe {
-        let name = if ours.format == Format::Json {
-            "json"
-        } else {
-            "table"
-        };
+        let name = ours.format.name();
         CliError::Failure(format!("--output {name} cannot be combined with --minimal")).write(err);
         return 1;
     }

@@ -52,3 +52,13 @@ $ xe pool-join master-address=10.0.0.1 master-username=root
 2|Required parameter not found: master-password
 2|For usage run: 'xe help'
 ? 1
+# Our own options' errors carry xe's `Error:` prefix, and come before anything is contacted.
+$ xe host-list --output yaml
+2|Error: --output must be xe, json or table, not yaml
+? 1
+$ xe host-list --output
+2|Error: --output needs a value
+? 1
+$ xe host-list --pin-cert
+2|Error: --pin-cert needs a value
+? 1

@@ -25,6 +25,17 @@ $ xe vm-list
 $ xe vm-list --minimal
 1|{vm:web}
 ? 0
+# `--output xe` names the default layout, so --minimal goes with it.
+$ xe vm-list --output xe --minimal
+1|{vm:web}
+? 0
+$ xe vm-list --output=xe
+1|uuid ( RO)           : {vm:web}
+1|     name-label ( RW): web
+1|    power-state ( RO): halted
+1|
+1|
+? 0
 # vm-list always adds is-a-template=false, so asking for templates finds nothing.
 $ xe vm-list is-a-template=true params=name-label
 ? 0
