@@ -1,6 +1,7 @@
 //! Transcript tests: the real `xe` binary against a real `xapid`, exact stdout, stderr and exit
 //! code. Fixtures live in `tests/xe/*.t`; each runs twice, once over JSON-RPC and once over
-//! XML-RPC, against the same expected transcript, so the two protocols must print identically.
+//! XML-RPC, against the same expected transcript, so the two protocols must print identically
+//! (each run first checks, with `--debug`, that xe really speaks the protocol it was given).
 //!
 //! Fixture format, one directive per line:
 //! * `# …` comment;
@@ -170,10 +171,53 @@ fn subst(s: &str, vars: &HashMap<String, String>) -> String {
     out
 }
 
+/// Check that `XE_PROTOCOL=protocol` makes xe speak exactly that protocol: every request and
+/// response a `--debug` run shows is of that encoding. Without this, two runs that print the
+/// same could both have been JSON-RPC.
+fn assert_speaks(d: &TestDaemon, home: &Path, protocol: &str) {
+    let got = xe_env(
+        d,
+        home,
+        protocol,
+        &words("host-list --minimal --debug"),
+        &[],
+    );
+    assert_eq!(got.code, 0, "[{protocol}] {got:?}");
+    let requests: Vec<&str> = got
+        .stderr
+        .lines()
+        .filter_map(|l| l.strip_prefix("-> "))
+        .collect();
+    let responses: Vec<&str> = got
+        .stderr
+        .lines()
+        .filter_map(|l| l.strip_prefix("<- 200 "))
+        .collect();
+    // Login, host.get_all_records (or the like), logout: at least a login and one call.
+    assert!(
+        requests.len() >= 2 && responses.len() == requests.len(),
+        "[{protocol}] {}",
+        got.stderr
+    );
+    for (req, resp) in requests.iter().zip(&responses) {
+        let ok = match protocol {
+            "xmlrpc" => req.contains("<methodCall>") && resp.contains("<methodResponse>"),
+            "jsonrpc" => {
+                let req: serde_json::Value = serde_json::from_str(req).unwrap_or_default();
+                let resp: serde_json::Value = serde_json::from_str(resp).unwrap_or_default();
+                req["jsonrpc"] == "2.0" && resp["jsonrpc"] == "2.0"
+            }
+            other => panic!("no such protocol {other}"),
+        };
+        assert!(ok, "[{protocol}] not {protocol}: -> {req}\n<- {resp}");
+    }
+}
+
 /// Play one fixture over one protocol; panics with a readable diff on the first mismatch.
 fn play(fixture: &Path, protocol: &str) {
     let d = TestDaemon::start();
     let home = tempfile::tempdir().unwrap();
+    assert_speaks(&d, home.path(), protocol);
     let mut s = session(&d);
     let mut vars: HashMap<String, String> = HashMap::new();
     vars.insert("host".into(), first_uuid(&mut s, "host"));
@@ -284,6 +328,21 @@ fn fixtures() -> Vec<PathBuf> {
         .collect();
     v.sort();
     v
+}
+
+/// XE_PROTOCOL names a protocol or is refused: a typo must not quietly mean the default.
+#[test]
+fn an_unknown_xe_protocol_is_refused() {
+    let d = TestDaemon::start();
+    let home = tempfile::tempdir().unwrap();
+    assert_eq!(
+        xe_env(&d, home.path(), "xml", &words("host-list"), &[]),
+        Run {
+            stdout: String::new(),
+            stderr: "Error: XE_PROTOCOL must be jsonrpc or xmlrpc, not xml\n".into(),
+            code: 1
+        }
+    );
 }
 
 #[test]

@@ -496,7 +496,7 @@ pub fn man() -> Vec<u8> {
             "More arguments, comma separated (\\, for a comma); the command line wins over them."
                 .to_string(),
         ),
-        ("XE_PROTOCOL".to_string(), "jsonrpc or xmlrpc.".to_string()),
+        ("XE_PROTOCOL".to_string(), "jsonrpc or xmlrpc: speak only that protocol; any other value is refused, and --xmlrpc or --jsonrpc win over it.".to_string()),
     ]
     .into_iter()
     .chain(GLOBALS.iter().filter_map(|g| {

@@ -51,13 +51,21 @@ fn take_ours(argv: &[String], env: &Env) -> Result<(Vec<String>, Ours), String> 
         socket: env.socket.clone(),
         cacert: env.cacert.clone(),
         pin_cert: env.pin_cert.clone(),
+        // A misspelt value silently meaning "the default" would hide which protocol was spoken;
+        // set but empty counts as unset, as shells make it easy to leave so.
         protocol: match env.protocol.as_deref() {
             Some("xmlrpc") => Some(Protocol::XmlRpc),
             Some("jsonrpc") => Some(Protocol::JsonRpc),
-            _ => None,
+            None | Some("") => None,
+            Some(other) => {
+                return Err(format!(
+                    "XE_PROTOCOL must be jsonrpc or xmlrpc, not {other}"
+                ))
+            }
         },
         ..Ours::default()
     };
+    let mut flagged = None;
     let mut rest = Vec::new();
     let mut i = 0;
     while i < argv.len() {
@@ -89,10 +97,18 @@ fn take_ours(argv: &[String], env: &Env) -> Result<(Vec<String>, Ours), String> 
                 "--cacert" => o.cacert = Some(v),
                 other => unreachable!("{other} is in the global table but has no handler"),
             }
-        } else if a == "--xmlrpc" {
-            o.protocol = Some(Protocol::XmlRpc);
-        } else if a == "--jsonrpc" {
-            o.protocol = Some(Protocol::JsonRpc);
+        } else if a == "--xmlrpc" || a == "--jsonrpc" {
+            let p = if a == "--xmlrpc" {
+                Protocol::XmlRpc
+            } else {
+                Protocol::JsonRpc
+            };
+            // The flags win over XE_PROTOCOL, but naming both protocols is a contradiction.
+            if flagged.is_some_and(|f| f != p) {
+                return Err("--xmlrpc and --jsonrpc cannot be combined".into());
+            }
+            flagged = Some(p);
+            o.protocol = Some(p);
         } else {
             rest.push(argv[i].clone());
         }
@@ -344,5 +360,36 @@ mod tests {
                 assert_eq!(rest, ["host-list"], "{f}");
             }
         }
+    }
+
+    #[test]
+    fn the_protocol_comes_from_one_flag_or_a_known_xe_protocol() {
+        let argv = |s: &str| s.split(' ').map(String::from).collect::<Vec<_>>();
+        let env = |p: &str| Env {
+            protocol: Some(p.into()),
+            ..Env::default()
+        };
+        let protocol = |a: &str, e: &Env| take_ours(&argv(a), e).map(|(_, o)| o.protocol);
+        assert_eq!(
+            protocol("host-list", &env("xmlrpc")),
+            Ok(Some(Protocol::XmlRpc))
+        );
+        assert_eq!(protocol("host-list", &env("")), Ok(None));
+        assert_eq!(
+            protocol("--jsonrpc host-list", &env("xmlrpc")),
+            Ok(Some(Protocol::JsonRpc))
+        );
+        assert_eq!(
+            protocol("--xmlrpc host-list --xmlrpc", &Env::default()),
+            Ok(Some(Protocol::XmlRpc))
+        );
+        assert_eq!(
+            protocol("host-list", &env("XMLRPC")),
+            Err("XE_PROTOCOL must be jsonrpc or xmlrpc, not XMLRPC".into())
+        );
+        assert_eq!(
+            protocol("--xmlrpc host-list --jsonrpc", &Env::default()),
+            Err("--xmlrpc and --jsonrpc cannot be combined".into())
+        );
     }
 }

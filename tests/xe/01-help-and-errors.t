@@ -62,3 +62,6 @@ $ xe host-list --output
 $ xe host-list --pin-cert
 2|Error: --pin-cert needs a value
 ? 1
+$ xe host-list --xmlrpc --jsonrpc
+2|Error: --xmlrpc and --jsonrpc cannot be combined
+? 1
