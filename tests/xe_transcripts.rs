@@ -1052,6 +1052,75 @@ fn debug_on_fail_shows_the_calls_only_on_failure_and_never_the_password() {
     assert!(!rest.contains(PASSWORD), "{rest}");
 }
 
+/// `--debug` and `--debug-on-fail` show every call but no password of any kind: not the login's,
+/// not `pool.join`'s master password, not a local user's, over either protocol.
+#[test]
+fn debug_output_masks_every_password_parameter() {
+    let d = TestDaemon::start();
+    let home = tempfile::tempdir().unwrap();
+    let secrets = ["join-secret-1", "carol-secret-2", "carol-secret-3"];
+    for protocol in ["jsonrpc", "xmlrpc"] {
+        // Shows what was called (`method`), masked, and nothing secret; returns stdout.
+        let run = |args: String, method: &str, code: i32| {
+            let r = xe_env(
+                &d,
+                home.path(),
+                protocol,
+                &words(&format!("-pw {PASSWORD} {args}")),
+                &[],
+            );
+            let what = format!("[{protocol}] xe {args}: {r:?}");
+            assert_eq!(r.code, code, "{what}");
+            assert!(r.stderr.contains(method), "{what}");
+            assert!(r.stderr.contains("******"), "{what}");
+            for s in secrets.iter().chain([&PASSWORD]) {
+                assert!(!r.stderr.contains(s), "{s} shown: {what}");
+            }
+            r.stdout
+        };
+        // Nothing listens at the master address, so xapid's join fails and xe reports it on
+        // stdout, exit 0, as xe does for a master it cannot contact.
+        let joined = run(
+            format!(
+                "--debug pool-join master-address=127.0.11.1 master-username=root master-password={}",
+                secrets[0]
+            ),
+            "pool.join",
+            0,
+        );
+        assert!(
+            joined.starts_with("Host cannot contact destination host"),
+            "{joined}"
+        );
+        let user = format!("carol-{protocol}");
+        run(
+            format!(
+                "--debug-on-fail user-add user-name={user} user-password={} role=emperor",
+                secrets[1]
+            ),
+            "user.create_local",
+            1,
+        );
+        let uuid = run(
+            format!(
+                "--debug user-add user-name={user} user-password={} role=read-only",
+                secrets[1]
+            ),
+            "user.create_local",
+            0,
+        );
+        run(
+            format!(
+                "--debug user-set-password uuid={} user-password={}",
+                uuid.trim(),
+                secrets[2]
+            ),
+            "user.change_password",
+            0,
+        );
+    }
+}
+
 #[test]
 fn multiple_failures_are_listed_on_stdout() {
     let d = TestDaemon::start();

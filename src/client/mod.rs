@@ -331,11 +331,20 @@ impl Connection {
                 Protocol::XmlRpc => ("/", "text/xml", xmlrpc::encode_call(method, params)),
             };
             if self.debug != Debug::Off {
-                // Never leave a password in a debug log.
-                let shown = if method.starts_with("session.") && method.contains("login") {
+                // Never leave a password in a debug log: the model names the parameters that
+                // carry one (login passwords, pool.join's master password, user passwords).
+                let secrets = crate::model::api()
+                    .lookup(method)
+                    .map(|m| m.secret_positions())
+                    .unwrap_or_default();
+                let shown = if secrets.is_empty() {
+                    body.clone()
+                } else {
                     let mut p = params.to_vec();
-                    if let Some(pw) = p.get_mut(1) {
-                        *pw = Value::str("******");
+                    for i in secrets {
+                        if let Some(v) = p.get_mut(i) {
+                            *v = Value::str("******");
+                        }
                     }
                     match self.protocol {
                         Protocol::JsonRpc => {
@@ -343,8 +352,6 @@ impl Connection {
                         }
                         Protocol::XmlRpc => xmlrpc::encode_call(method, &p),
                     }
-                } else {
-                    body.clone()
                 };
                 self.trace(format!("-> {shown}"));
             }
