@@ -1,4 +1,4 @@
-# Reference §6 cases 3, 4, 5 (empty and one VM), 14, 16, 17.
+# Reference §6 cases 3, 4, 5 (empty and one VM), 14 (all four values), 16, 17.
 $ xe vm-list --minimal
 1|
 ? 0
@@ -59,6 +59,19 @@ $ xe vm-list params=name-label,ha-always-run,ha-restart-priority,order
 1|                         order ( RW): 2
 1|
 1|
+? 0
+# The other two values case 14 accepts silently: best-effort, and empty (unprotected).
+$ xe vm-param-set uuid={vm:web} ha-restart-priority=best-effort
+? 0
+$ xe vm-param-get uuid={vm:web} param-name=ha-restart-priority
+1|best-effort
+? 0
+$ xe vm-param-set uuid={vm:web} ha-restart-priority=
+? 0
+$ xe vm-param-get uuid={vm:web} param-name=ha-restart-priority
+1|
+? 0
+$ xe vm-param-set uuid={vm:web} ha-restart-priority=restart
 ? 0
 $ xe vm-param-set uuid={vm:web} order=soon
 2|Error: Failed to parse parameter 'order': expecting an integer
