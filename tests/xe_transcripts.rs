@@ -909,10 +909,13 @@ fn bash_completion_completes_commands_parameters_and_uuids() {
     };
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("completions/xe.bash");
     // Readline's view: COMP_LINE up to the cursor; replies replace the text after the last
-    // word break (`=` is one).
+    // word break (`=` is one). Each reply is printed in brackets, so its trailing space shows.
     let probe = r#"
 source "$1"
-t() { COMP_LINE="$1"; COMP_POINT=${#COMP_LINE}; COMPREPLY=(); _xe; echo "${COMPREPLY[*]}"; }
+t() {
+    COMP_LINE="$1"; COMP_POINT=${#COMP_LINE}; COMPREPLY=(); _xe
+    for r in "${COMPREPLY[@]}"; do printf '[%s]' "$r"; done; echo
+}
 t "xe host-cpu-l"
 t "xe pool-ha-enable "
 t "xe host-param-list uuid="
@@ -928,6 +931,9 @@ t "xe --no"
 t "xe vm-list --m"
 t "xe -pw "
 t "xe --output t"
+t "xe vm-start vm=web\,\ d"
+t "xe vm-start vm=web\,\ "
+t "xe vm-start vm=web\,\ db\ 1 pa"
 "#;
     let o = Command::new("bash")
         .args(["-c", probe, "probe", script.to_str().unwrap()])
@@ -942,22 +948,29 @@ t "xe --output t"
         .env("XAPI_SOCKET", &d.socket)
         .output()
         .unwrap();
+    // Finished words end in a space (readline adds none under `-o nospace`); parameter names
+    // ending in `=` or `:` do not. A name-label comes back quoted, also after an escaped space.
+    let cpu = "[host-cpu-list ]".to_string();
+    let web = "[web\\,\\ db\\ 1 ]";
     let want = [
-        "host-cpu-list".to_string(),
-        "heartbeat-sr-uuids= ha-config:".into(),
-        host.clone(),
-        "ha-restart-priority".into(),
-        format!("{host} {name}"),
-        "host-cpu-list".into(),
-        "host-cpu-list".into(),
-        "host-cpu-info host-cpu-list host-cpu-param-get host-cpu-param-list".into(),
+        cpu.clone(),
+        "[heartbeat-sr-uuids=][ha-config:]".into(),
+        format!("[{host} ]"),
+        "[ha-restart-priority ]".into(),
+        format!("[{host} ][{name} ]"),
+        cpu.clone(),
+        cpu,
+        "[host-cpu-info ][host-cpu-list ][host-cpu-param-get ][host-cpu-param-list ]".into(),
         String::new(),
-        "web\\,\\ db\\ 1".into(),
-        format!("{vm} web\\,\\ db\\ 1"),
-        "--nossl".into(),
-        "--minimal --multiple".into(),
+        web.into(),
+        format!("[{vm} ]{web}"),
+        "[--nossl ]".into(),
+        "[--minimal ][--multiple ]".into(),
         String::new(),
-        "table".into(),
+        "[table ]".into(),
+        web.into(),
+        web.into(),
+        "[paused=]".into(),
     ];
     assert_eq!(
         String::from_utf8_lossy(&o.stdout),
