@@ -467,6 +467,48 @@ fn words(s: &str) -> Vec<String> {
     s.split_whitespace().map(String::from).collect()
 }
 
+/// `minimal=` from ~/.xe or XE_EXTRA_ARGS is parsed as xapi parses it: `true` or `false`, and
+/// anything else (`yes`, `1`, `TRUE`) an internal error, never silently "not minimal".
+#[test]
+fn minimal_from_the_rc_file_or_extra_args_is_true_or_false() {
+    let d = TestDaemon::start();
+    let home = tempfile::tempdir().unwrap();
+    let uuid = {
+        let mut s = session(&d);
+        create_vm(&mut s, "web", &[])
+    };
+    let refused = Run {
+        stdout: String::new(),
+        stderr: "The server failed to handle your request, due to an internal error. The given \
+                 message may give details useful for debugging the problem.\n\
+                 message: Invalid_argument(\"bool_of_string\")\n"
+            .into(),
+        code: 1,
+    };
+    let minimal = Run {
+        stdout: format!("{uuid}\n"),
+        stderr: String::new(),
+        code: 0,
+    };
+    let rc = home.path().join(".xe");
+    for (rc_text, extra, want) in [
+        ("minimal=yes\n", "", &refused),
+        ("", "minimal=1", &refused),
+        ("minimal=TRUE\n", "", &refused),
+        ("minimal=true\n", "", &minimal),
+        ("", "minimal=true", &minimal),
+    ] {
+        std::fs::write(&rc, rc_text).unwrap();
+        let env: Vec<(&str, &str)> = if extra.is_empty() {
+            vec![]
+        } else {
+            vec![("XE_EXTRA_ARGS", extra)]
+        };
+        let got = xe_env(&d, home.path(), "jsonrpc", &words("vm-list"), &env);
+        assert_eq!(&got, want, "~/.xe {rc_text:?}, XE_EXTRA_ARGS {extra:?}");
+    }
+}
+
 #[test]
 fn password_file_rc_file_and_extra_args() {
     let d = TestDaemon::start();

@@ -171,7 +171,19 @@ pub fn run(argv: &[String], env: &Env, out: &mut dyn Write, err: &mut dyn Write)
         CliError::Syntax(String::new()).write(err);
         return 1;
     };
-    let minimal = cmd.get("minimal") == Some("true");
+    // xapi's `exec_command` reads `minimal` with OCaml's own `bool_of_string` (only `true` and
+    // `false`, unlike the other boolean parameters) before anything else, `help` included, and
+    // any other value escapes as an internal error; `minimal=yes` in ~/.xe must not quietly
+    // mean "not minimal".
+    let minimal = match cmd.get("minimal").map(args::ocaml_bool) {
+        None => false,
+        Some(Some(b)) => b,
+        Some(None) => {
+            let bad = crate::model::ApiError::internal("Invalid_argument(\"bool_of_string\")");
+            CliError::Api(bad).write(err);
+            return 1;
+        }
+    };
     if cmd.name == "help" {
         let mut p = Printer::new(minimal, out, err);
         help::help(&cmd, &mut p);
