@@ -214,22 +214,27 @@ _xe_split_minimal() {
 }
 
 # Add the lines of stdin that start with $1 to COMPREPLY, quoted for the shell (spaces, commas).
+# With `-o nospace` readline adds no space after a match, so a finished word (a command, a flag,
+# a uuid) carries its own, as xe's own completion does; a parameter name ending in `=` or `:`
+# still needs its value, so it gets none.
 _xe_reply() {
-    local w
+    local w q
     while IFS= read -r w; do
-        [ -n "$w" ] && [[ "$w" == "$1"* ]] && COMPREPLY+=( "$(printf '%q' "$w")" )
+        [ -n "$w" ] && [[ "$w" == "$1"* ]] || continue
+        q="$(printf '%q' "$w")"
+        case "$w" in *=|*:) ;; *) q+=" " ;; esac
+        COMPREPLY+=( "$q" )
     done
 }
 
 _xe() {
     local line="${COMP_LINE:0:$COMP_POINT}" cur words cmd="" helped="" pending="" w i
-    read -ra words <<< "$line"
-    if [[ "$line" =~ [[:space:]]$ ]]; then
-        cur=""
-    else
-        cur="${words[${#words[@]}-1]}"
-        unset 'words[${#words[@]}-1]'
-    fi
+    # Split into words as the shell does with backslashes (no -r): `vm=web\,\ d` is one word,
+    # `vm=web, d`, matched against unescaped values. The `_` sentinel tells a line ending in an
+    # unescaped space (the new word is empty) from one whose last word ends in an escaped one.
+    read -a words <<< "${line}_"
+    cur="${words[${#words[@]}-1]%_}"
+    unset 'words[${#words[@]}-1]'
     # The command is the first word that is not a global flag, a flag's value or key=value;
     # after `help`, the next such word is the command asked about.
     for (( i = 1; i < ${#words[@]}; i++ )); do
@@ -242,7 +247,7 @@ _xe() {
     COMPREPLY=()
     case "$pending" in
         -pwf|--cacert|--pin-cert) COMPREPLY=( $(compgen -f -- "$cur") ); return 0 ;;
-        --output) _xe_reply "$cur" < <(printf '%s\n' json table); return 0 ;;
+        --output) _xe_reply "$cur" < <(printf '%s\n' xe json table); return 0 ;;
         ?*) return 0 ;;
     esac
     if [[ "$cur" == -* ]]; then

@@ -60,7 +60,7 @@ end
 
 complete -c xe -n 'test -z "$(__xe_pending)"; and string match -q -- "-*" (commandline -ct)' -a '-s -h -p -u -pw -pwf --nossl --debug --debug-on-fail --minimal --traceparent --trace --force --multiple --all -version --help --output --xmlrpc --jsonrpc --socket --cacert --pin-cert'
 complete -c xe -n 'contains -- "$(__xe_pending)" -pwf --cacert --pin-cert' -F
-complete -c xe -n 'test "$(__xe_pending)" = --output' -a 'json table'
+complete -c xe -n 'test "$(__xe_pending)" = --output' -a 'xe json table'
 
 complete -c xe -n __xe_needs_command -a host-cpu-info -d 'Lists information about the host\'s physical CPUs'
 complete -c xe -n __xe_needs_command -a host-cpu-list -d 'Lists all the host-cpus, filtering on the optional arguments'

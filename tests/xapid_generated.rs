@@ -78,8 +78,10 @@ t xapid --config "$2/xa"
 }
 
 #[test]
-#[ignore = "needs fish installed; run with --ignored"]
 fn fish_completion_completes_flags_and_their_files() {
+    if !common::have_shell("fish", "fish_completion_completes_flags_and_their_files") {
+        return;
+    }
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("xapid.toml"), "").unwrap();
     std::fs::create_dir(dir.path().join("xdir")).unwrap();

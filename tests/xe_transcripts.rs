@@ -1,6 +1,7 @@
 //! Transcript tests: the real `xe` binary against a real `xapid`, exact stdout, stderr and exit
 //! code. Fixtures live in `tests/xe/*.t`; each runs twice, once over JSON-RPC and once over
-//! XML-RPC, against the same expected transcript, so the two protocols must print identically.
+//! XML-RPC, against the same expected transcript, so the two protocols must print identically
+//! (each run first checks, with `--debug`, that xe really speaks the protocol it was given).
 //!
 //! Fixture format, one directive per line:
 //! * `# …` comment;
@@ -170,11 +171,55 @@ fn subst(s: &str, vars: &HashMap<String, String>) -> String {
     out
 }
 
+/// Check that `XE_PROTOCOL=protocol` makes xe speak exactly that protocol: every request and
+/// response a `--debug` run shows is of that encoding. Without this, two runs that print the
+/// same could both have been JSON-RPC.
+fn assert_speaks(d: &TestDaemon, home: &Path, protocol: &str) {
+    let got = xe_env(
+        d,
+        home,
+        protocol,
+        &words("host-list --minimal --debug"),
+        &[],
+    );
+    assert_eq!(got.code, 0, "[{protocol}] {got:?}");
+    let requests: Vec<&str> = got
+        .stderr
+        .lines()
+        .filter_map(|l| l.strip_prefix("-> "))
+        .collect();
+    let responses: Vec<&str> = got
+        .stderr
+        .lines()
+        .filter_map(|l| l.strip_prefix("<- 200 "))
+        .collect();
+    // Login, host.get_all_records (or the like), logout: at least a login and one call.
+    assert!(
+        requests.len() >= 2 && responses.len() == requests.len(),
+        "[{protocol}] {}",
+        got.stderr
+    );
+    for (req, resp) in requests.iter().zip(&responses) {
+        let ok = match protocol {
+            "xmlrpc" => req.contains("<methodCall>") && resp.contains("<methodResponse>"),
+            "jsonrpc" => {
+                let req: serde_json::Value = serde_json::from_str(req).unwrap_or_default();
+                let resp: serde_json::Value = serde_json::from_str(resp).unwrap_or_default();
+                req["jsonrpc"] == "2.0" && resp["jsonrpc"] == "2.0"
+            }
+            other => panic!("no such protocol {other}"),
+        };
+        assert!(ok, "[{protocol}] not {protocol}: -> {req}\n<- {resp}");
+    }
+}
+
 /// Play one fixture over one protocol; panics with a readable diff on the first mismatch.
 fn play(fixture: &Path, protocol: &str) {
     let d = TestDaemon::start();
     let home = tempfile::tempdir().unwrap();
+    // After the first login, which waits until the daemon accepts on its socket.
     let mut s = session(&d);
+    assert_speaks(&d, home.path(), protocol);
     let mut vars: HashMap<String, String> = HashMap::new();
     vars.insert("host".into(), first_uuid(&mut s, "host"));
     vars.insert("host-name".into(), field(&mut s, "host", "name_label"));
@@ -284,6 +329,21 @@ fn fixtures() -> Vec<PathBuf> {
         .collect();
     v.sort();
     v
+}
+
+/// XE_PROTOCOL names a protocol or is refused: a typo must not quietly mean the default.
+#[test]
+fn an_unknown_xe_protocol_is_refused() {
+    let d = TestDaemon::start();
+    let home = tempfile::tempdir().unwrap();
+    assert_eq!(
+        xe_env(&d, home.path(), "xml", &words("host-list"), &[]),
+        Run {
+            stdout: String::new(),
+            stderr: "Error: XE_PROTOCOL must be jsonrpc or xmlrpc, not xml\n".into(),
+            code: 1
+        }
+    );
 }
 
 #[test]
@@ -405,6 +465,48 @@ fn minimal_lists_every_vm_on_one_line() {
 
 fn words(s: &str) -> Vec<String> {
     s.split_whitespace().map(String::from).collect()
+}
+
+/// `minimal=` from ~/.xe or XE_EXTRA_ARGS is parsed as xapi parses it: `true` or `false`, and
+/// anything else (`yes`, `1`, `TRUE`) an internal error, never silently "not minimal".
+#[test]
+fn minimal_from_the_rc_file_or_extra_args_is_true_or_false() {
+    let d = TestDaemon::start();
+    let home = tempfile::tempdir().unwrap();
+    let uuid = {
+        let mut s = session(&d);
+        create_vm(&mut s, "web", &[])
+    };
+    let refused = Run {
+        stdout: String::new(),
+        stderr: "The server failed to handle your request, due to an internal error. The given \
+                 message may give details useful for debugging the problem.\n\
+                 message: Invalid_argument(\"bool_of_string\")\n"
+            .into(),
+        code: 1,
+    };
+    let minimal = Run {
+        stdout: format!("{uuid}\n"),
+        stderr: String::new(),
+        code: 0,
+    };
+    let rc = home.path().join(".xe");
+    for (rc_text, extra, want) in [
+        ("minimal=yes\n", "", &refused),
+        ("", "minimal=1", &refused),
+        ("minimal=TRUE\n", "", &refused),
+        ("minimal=true\n", "", &minimal),
+        ("", "minimal=true", &minimal),
+    ] {
+        std::fs::write(&rc, rc_text).unwrap();
+        let env: Vec<(&str, &str)> = if extra.is_empty() {
+            vec![]
+        } else {
+            vec![("XE_EXTRA_ARGS", extra)]
+        };
+        let got = xe_env(&d, home.path(), "jsonrpc", &words("vm-list"), &env);
+        assert_eq!(&got, want, "~/.xe {rc_text:?}, XE_EXTRA_ARGS {extra:?}");
+    }
 }
 
 #[test]
@@ -546,6 +648,63 @@ fn https_without_verification_and_against_a_ca_file() {
             stderr: "Unable to contact server. Please check server and port settings.\n".into(),
             code: 1
         }
+    );
+    // A CA file that cannot be used is named with its fault, from the flag or XE_CACERT, as a
+    // bad `--pin-cert` file is, and nothing is contacted.
+    let missing = home.path().join("missing.pem");
+    let garbage = home.path().join("garbage.pem");
+    std::fs::write(&garbage, "not a certificate\n").unwrap();
+    let bad_ca = |path: &Path, via_env: bool| {
+        let (extra, env) = if via_env {
+            (String::new(), vec![("XE_CACERT", path.to_str().unwrap())])
+        } else {
+            (format!(" --cacert {}", path.display()), vec![])
+        };
+        xe_env(
+            &d,
+            home.path(),
+            "jsonrpc",
+            &words(&format!("{base}{extra}")),
+            &env,
+        )
+    };
+    for via_env in [false, true] {
+        assert_eq!(
+            bad_ca(&missing, via_env),
+            Run {
+                stdout: String::new(),
+                stderr: format!(
+                    "Error: {}: No such file or directory (os error 2)\n",
+                    missing.display()
+                ),
+                code: 1
+            }
+        );
+        assert_eq!(
+            bad_ca(&garbage, via_env),
+            Run {
+                stdout: String::new(),
+                stderr: format!(
+                    "Error: {}: no PEM certificate in the file\n",
+                    garbage.display()
+                ),
+                code: 1
+            }
+        );
+    }
+    let pin_missing = xe_env(
+        &d,
+        home.path(),
+        "jsonrpc",
+        &words(&format!("{base} --pin-cert {}", missing.display())),
+        &[],
+    );
+    assert_eq!(
+        pin_missing.stderr,
+        format!(
+            "Error: {}: No such file or directory (os error 2)\n",
+            missing.display()
+        )
     );
 }
 
@@ -792,10 +951,13 @@ fn bash_completion_completes_commands_parameters_and_uuids() {
     };
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("completions/xe.bash");
     // Readline's view: COMP_LINE up to the cursor; replies replace the text after the last
-    // word break (`=` is one).
+    // word break (`=` is one). Each reply is printed in brackets, so its trailing space shows.
     let probe = r#"
 source "$1"
-t() { COMP_LINE="$1"; COMP_POINT=${#COMP_LINE}; COMPREPLY=(); _xe; echo "${COMPREPLY[*]}"; }
+t() {
+    COMP_LINE="$1"; COMP_POINT=${#COMP_LINE}; COMPREPLY=(); _xe
+    for r in "${COMPREPLY[@]}"; do printf '[%s]' "$r"; done; echo
+}
 t "xe host-cpu-l"
 t "xe pool-ha-enable "
 t "xe host-param-list uuid="
@@ -811,6 +973,9 @@ t "xe --no"
 t "xe vm-list --m"
 t "xe -pw "
 t "xe --output t"
+t "xe vm-start vm=web\,\ d"
+t "xe vm-start vm=web\,\ "
+t "xe vm-start vm=web\,\ db\ 1 pa"
 "#;
     let o = Command::new("bash")
         .args(["-c", probe, "probe", script.to_str().unwrap()])
@@ -825,22 +990,29 @@ t "xe --output t"
         .env("XAPI_SOCKET", &d.socket)
         .output()
         .unwrap();
+    // Finished words end in a space (readline adds none under `-o nospace`); parameter names
+    // ending in `=` or `:` do not. A name-label comes back quoted, also after an escaped space.
+    let cpu = "[host-cpu-list ]".to_string();
+    let web = "[web\\,\\ db\\ 1 ]";
     let want = [
-        "host-cpu-list".to_string(),
-        "heartbeat-sr-uuids= ha-config:".into(),
-        host.clone(),
-        "ha-restart-priority".into(),
-        format!("{host} {name}"),
-        "host-cpu-list".into(),
-        "host-cpu-list".into(),
-        "host-cpu-info host-cpu-list host-cpu-param-get host-cpu-param-list".into(),
+        cpu.clone(),
+        "[heartbeat-sr-uuids=][ha-config:]".into(),
+        format!("[{host} ]"),
+        "[ha-restart-priority ]".into(),
+        format!("[{host} ][{name} ]"),
+        cpu.clone(),
+        cpu,
+        "[host-cpu-info ][host-cpu-list ][host-cpu-param-get ][host-cpu-param-list ]".into(),
         String::new(),
-        "web\\,\\ db\\ 1".into(),
-        format!("{vm} web\\,\\ db\\ 1"),
-        "--nossl".into(),
-        "--minimal --multiple".into(),
+        web.into(),
+        format!("[{vm} ]{web}"),
+        "[--nossl ]".into(),
+        "[--minimal ][--multiple ]".into(),
         String::new(),
-        "table".into(),
+        "[table ]".into(),
+        web.into(),
+        web.into(),
+        "[paused=]".into(),
     ];
     assert_eq!(
         String::from_utf8_lossy(&o.stdout),
@@ -936,6 +1108,75 @@ fn debug_on_fail_shows_the_calls_only_on_failure_and_never_the_password() {
     assert!(!rest.contains(PASSWORD), "{rest}");
 }
 
+/// `--debug` and `--debug-on-fail` show every call but no password of any kind: not the login's,
+/// not `pool.join`'s master password, not a local user's, over either protocol.
+#[test]
+fn debug_output_masks_every_password_parameter() {
+    let d = TestDaemon::start();
+    let home = tempfile::tempdir().unwrap();
+    let secrets = ["join-secret-1", "carol-secret-2", "carol-secret-3"];
+    for protocol in ["jsonrpc", "xmlrpc"] {
+        // Shows what was called (`method`), masked, and nothing secret; returns stdout.
+        let run = |args: String, method: &str, code: i32| {
+            let r = xe_env(
+                &d,
+                home.path(),
+                protocol,
+                &words(&format!("-pw {PASSWORD} {args}")),
+                &[],
+            );
+            let what = format!("[{protocol}] xe {args}: {r:?}");
+            assert_eq!(r.code, code, "{what}");
+            assert!(r.stderr.contains(method), "{what}");
+            assert!(r.stderr.contains("******"), "{what}");
+            for s in secrets.iter().chain([&PASSWORD]) {
+                assert!(!r.stderr.contains(s), "{s} shown: {what}");
+            }
+            r.stdout
+        };
+        // Nothing listens at the master address, so xapid's join fails and xe reports it on
+        // stdout, exit 0, as xe does for a master it cannot contact.
+        let joined = run(
+            format!(
+                "--debug pool-join master-address=127.0.11.1 master-username=root master-password={}",
+                secrets[0]
+            ),
+            "pool.join",
+            0,
+        );
+        assert!(
+            joined.starts_with("Host cannot contact destination host"),
+            "{joined}"
+        );
+        let user = format!("carol-{protocol}");
+        run(
+            format!(
+                "--debug-on-fail user-add user-name={user} user-password={} role=emperor",
+                secrets[1]
+            ),
+            "user.create_local",
+            1,
+        );
+        let uuid = run(
+            format!(
+                "--debug user-add user-name={user} user-password={} role=read-only",
+                secrets[1]
+            ),
+            "user.create_local",
+            0,
+        );
+        run(
+            format!(
+                "--debug user-set-password uuid={} user-password={}",
+                uuid.trim(),
+                secrets[2]
+            ),
+            "user.change_password",
+            0,
+        );
+    }
+}
+
 #[test]
 fn multiple_failures_are_listed_on_stdout() {
     let d = TestDaemon::start();
@@ -1016,14 +1257,19 @@ fn shell(d: &TestDaemon, sh: &str, script: &str) -> String {
         )
         .env("XAPI_SOCKET", &d.socket)
         .output()
-        .unwrap_or_else(|e| panic!("{sh}: {e} (install it to run this test)"));
+        .unwrap_or_else(|e| panic!("{sh}: {e}"));
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     String::from_utf8_lossy(&o.stdout).into()
 }
 
 #[test]
-#[ignore = "needs fish installed; run with --ignored"]
 fn fish_completion_completes_commands_parameters_and_uuids() {
+    if !common::have_shell(
+        "fish",
+        "fish_completion_completes_commands_parameters_and_uuids",
+    ) {
+        return;
+    }
     let d = TestDaemon::start();
     let (host, vm) = {
         let mut s = session(&d);
@@ -1047,8 +1293,13 @@ fn fish_completion_completes_commands_parameters_and_uuids() {
 }
 
 #[test]
-#[ignore = "needs zsh installed; run with --ignored"]
 fn zsh_completion_completes_commands_parameters_and_uuids() {
+    if !common::have_shell(
+        "zsh",
+        "zsh_completion_completes_commands_parameters_and_uuids",
+    ) {
+        return;
+    }
     let d = TestDaemon::start();
     let (host, vm) = {
         let mut s = session(&d);

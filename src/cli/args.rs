@@ -84,7 +84,7 @@ fn parse_port(v: &str) -> Result<u16, GlobalsError> {
 }
 
 /// OCaml's `bool_of_string`: only `true` and `false`.
-fn ocaml_bool(v: &str) -> Option<bool> {
+pub fn ocaml_bool(v: &str) -> Option<bool> {
     match v {
         "true" => Some(true),
         "false" => Some(false),

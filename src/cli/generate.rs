@@ -8,6 +8,7 @@
 use std::io;
 use std::path::Path;
 
+use super::commands::Format;
 use super::globals::{all_flags, valued_flags, GLOBALS};
 use super::records::cli_fields;
 use super::table::{commands, Command, Op, Selectors};
@@ -150,22 +151,27 @@ _xe_split_minimal() {
 }
 
 # Add the lines of stdin that start with $1 to COMPREPLY, quoted for the shell (spaces, commas).
+# With `-o nospace` readline adds no space after a match, so a finished word (a command, a flag,
+# a uuid) carries its own, as xe's own completion does; a parameter name ending in `=` or `:`
+# still needs its value, so it gets none.
 _xe_reply() {
-    local w
+    local w q
     while IFS= read -r w; do
-        [ -n "$w" ] && [[ "$w" == "$1"* ]] && COMPREPLY+=( "$(printf '%q' "$w")" )
+        [ -n "$w" ] && [[ "$w" == "$1"* ]] || continue
+        q="$(printf '%q' "$w")"
+        case "$w" in *=|*:) ;; *) q+=" " ;; esac
+        COMPREPLY+=( "$q" )
     done
 }
 
 _xe() {
     local line="${COMP_LINE:0:$COMP_POINT}" cur words cmd="" helped="" pending="" w i
-    read -ra words <<< "$line"
-    if [[ "$line" =~ [[:space:]]$ ]]; then
-        cur=""
-    else
-        cur="${words[${#words[@]}-1]}"
-        unset 'words[${#words[@]}-1]'
-    fi
+    # Split into words as the shell does with backslashes (no -r): `vm=web\,\ d` is one word,
+    # `vm=web, d`, matched against unescaped values. The `_` sentinel tells a line ending in an
+    # unescaped space (the new word is empty) from one whose last word ends in an escaped one.
+    read -a words <<< "${line}_"
+    cur="${words[${#words[@]}-1]%_}"
+    unset 'words[${#words[@]}-1]'
     # The command is the first word that is not a global flag, a flag's value or key=value;
     # after `help`, the next such word is the command asked about.
     for (( i = 1; i < ${#words[@]}; i++ )); do
@@ -178,7 +184,7 @@ _xe() {
     COMPREPLY=()
     case "$pending" in
         -pwf|--cacert|--pin-cert) COMPREPLY=( $(compgen -f -- "$cur") ); return 0 ;;
-        --output) _xe_reply "$cur" < <(printf '%s\n' json table); return 0 ;;
+        --output) _xe_reply "$cur" < <(printf '%s\n' @FORMATS@); return 0 ;;
         ?*) return 0 ;;
     esac
     if [[ "$cur" == -* ]]; then
@@ -211,7 +217,7 @@ _xe() {
 complete -F _xe -o nospace xe
 "#,
     );
-    o
+    with_formats(o)
 }
 
 /// The zsh completion script.
@@ -255,7 +261,7 @@ _xe_split_minimal() {
     done
     case $pending in
     -pwf|--cacert|--pin-cert) _files; return ;;
-    --output) values=(json table); compadd -a values; return ;;
+    --output) values=(@FORMATS@); compadd -a values; return ;;
     ?*) return ;;
     esac
     if [[ $PREFIX == -* ]]; then
@@ -320,7 +326,7 @@ _xe_split_minimal() {
 _xe "$@"
 "#,
     );
-    o
+    with_formats(o)
 }
 
 /// The fish completion script.
@@ -394,7 +400,7 @@ complete -c xe -n 'test -z "$(__xe_pending)"; and string match -q -- "-*" (comma
     o.push_str(
         r#"'
 complete -c xe -n 'contains -- "$(__xe_pending)" -pwf --cacert --pin-cert' -F
-complete -c xe -n 'test "$(__xe_pending)" = --output' -a 'json table'
+complete -c xe -n 'test "$(__xe_pending)" = --output' -a '@FORMATS@'
 
 "#,
     );
@@ -426,7 +432,12 @@ complete -c xe -n 'test "$(__xe_pending)" = --output' -a 'json table'
             "complete -c xe -n 'string match -q \"{p}=*\" -- (commandline -ct)' -a '(__xe_values {k})'\n"
         ));
     }
-    o
+    with_formats(o)
+}
+
+/// The `--output` values, filled into the completion templates.
+fn with_formats(script: String) -> String {
+    script.replace("@FORMATS@", &Format::names())
 }
 
 /// Escape text for roff: backslashes, hyphens (so they stay ASCII), and a leading `.` or `'`.
@@ -490,7 +501,7 @@ pub fn man() -> Vec<u8> {
             "More arguments, comma separated (\\, for a comma); the command line wins over them."
                 .to_string(),
         ),
-        ("XE_PROTOCOL".to_string(), "jsonrpc or xmlrpc.".to_string()),
+        ("XE_PROTOCOL".to_string(), "jsonrpc or xmlrpc: speak only that protocol; any other value is refused, and --xmlrpc or --jsonrpc win over it.".to_string()),
     ]
     .into_iter()
     .chain(GLOBALS.iter().filter_map(|g| {

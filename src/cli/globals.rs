@@ -127,7 +127,7 @@ pub const GLOBALS: &[Global] = &[
         usage: None,
         env: None,
     },
-    ours(&["--output"], Some("json|table"), "List commands print JSON or a table (not in XenServer's xe); refused with --minimal.", None),
+    ours(&["--output"], Some("xe|json|table"), "List commands print xe's records (the default), JSON or a table (not in XenServer's xe); json and table are refused with --minimal.", None),
     ours(&["--xmlrpc"], None, "Speak only XML-RPC (not in XenServer's xe).", None),
     ours(&["--jsonrpc"], None, "Speak only JSON-RPC (not in XenServer's xe).", None),
     ours(&["--socket"], Some("<path>"), "The local daemon's socket, default /var/lib/xcp/xapi (not in XenServer's xe).", Some("XAPI_SOCKET")),

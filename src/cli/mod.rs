@@ -51,13 +51,21 @@ fn take_ours(argv: &[String], env: &Env) -> Result<(Vec<String>, Ours), String> 
         socket: env.socket.clone(),
         cacert: env.cacert.clone(),
         pin_cert: env.pin_cert.clone(),
+        // A misspelt value silently meaning "the default" would hide which protocol was spoken;
+        // set but empty counts as unset, as shells make it easy to leave so.
         protocol: match env.protocol.as_deref() {
             Some("xmlrpc") => Some(Protocol::XmlRpc),
             Some("jsonrpc") => Some(Protocol::JsonRpc),
-            _ => None,
+            None | Some("") => None,
+            Some(other) => {
+                return Err(format!(
+                    "XE_PROTOCOL must be jsonrpc or xmlrpc, not {other}"
+                ))
+            }
         },
         ..Ours::default()
     };
+    let mut flagged = None;
     let mut rest = Vec::new();
     let mut i = 0;
     while i < argv.len() {
@@ -79,22 +87,28 @@ fn take_ours(argv: &[String], env: &Env) -> Result<(Vec<String>, Ours), String> 
             };
             match name {
                 "--output" => {
-                    o.format = match v.as_str() {
-                        "json" => Format::Json,
-                        "table" => Format::Table,
-                        "xe" => Format::Xe,
-                        _ => return Err(format!("--output must be json, table or xe, not {v}")),
-                    }
+                    o.format = Format::parse(&v).ok_or_else(|| {
+                        let [first @ .., last] = Format::NAMES.map(|(n, _)| n);
+                        format!("--output must be {} or {last}, not {v}", first.join(", "))
+                    })?
                 }
                 "--socket" => o.socket = Some(v),
                 "--pin-cert" => o.pin_cert = Some(v),
                 "--cacert" => o.cacert = Some(v),
                 other => unreachable!("{other} is in the global table but has no handler"),
             }
-        } else if a == "--xmlrpc" {
-            o.protocol = Some(Protocol::XmlRpc);
-        } else if a == "--jsonrpc" {
-            o.protocol = Some(Protocol::JsonRpc);
+        } else if a == "--xmlrpc" || a == "--jsonrpc" {
+            let p = if a == "--xmlrpc" {
+                Protocol::XmlRpc
+            } else {
+                Protocol::JsonRpc
+            };
+            // The flags win over XE_PROTOCOL, but naming both protocols is a contradiction.
+            if flagged.is_some_and(|f| f != p) {
+                return Err("--xmlrpc and --jsonrpc cannot be combined".into());
+            }
+            flagged = Some(p);
+            o.protocol = Some(p);
         } else {
             rest.push(argv[i].clone());
         }
@@ -129,7 +143,7 @@ pub fn run(argv: &[String], env: &Env, out: &mut dyn Write, err: &mut dyn Write)
     let (argv, ours) = match take_ours(argv, env) {
         Ok(x) => x,
         Err(e) => {
-            let _ = writeln!(err, "{e}");
+            CliError::Failure(e).write(err);
             return 1;
         }
     };
@@ -157,7 +171,19 @@ pub fn run(argv: &[String], env: &Env, out: &mut dyn Write, err: &mut dyn Write)
         CliError::Syntax(String::new()).write(err);
         return 1;
     };
-    let minimal = cmd.get("minimal") == Some("true");
+    // xapi's `exec_command` reads `minimal` with OCaml's own `bool_of_string` (only `true` and
+    // `false`, unlike the other boolean parameters) before anything else, `help` included, and
+    // any other value escapes as an internal error; `minimal=yes` in ~/.xe must not quietly
+    // mean "not minimal".
+    let minimal = match cmd.get("minimal").map(args::ocaml_bool) {
+        None => false,
+        Some(Some(b)) => b,
+        Some(None) => {
+            let bad = crate::model::ApiError::internal("Invalid_argument(\"bool_of_string\")");
+            CliError::Api(bad).write(err);
+            return 1;
+        }
+    };
     if cmd.name == "help" {
         let mut p = Printer::new(minimal, out, err);
         help::help(&cmd, &mut p);
@@ -171,11 +197,7 @@ pub fn run(argv: &[String], env: &Env, out: &mut dyn Write, err: &mut dyn Write)
     // `--minimal` keeps only xe's first field and drops messages, which would silently print
     // an empty line for JSON or a table; refuse the mix before contacting anything.
     if minimal && ours.format != Format::Xe {
-        let name = if ours.format == Format::Json {
-            "json"
-        } else {
-            "table"
-        };
+        let name = ours.format.name();
         CliError::Failure(format!("--output {name} cannot be combined with --minimal")).write(err);
         return 1;
     }
@@ -207,7 +229,13 @@ pub fn run(argv: &[String], env: &Env, out: &mut dyn Write, err: &mut dyn Write)
                     return 1;
                 }
             },
-            (None, Some(f)) => TlsVerify::CaFile(f.into()),
+            (None, Some(f)) => match crate::client::ca::load(f) {
+                Ok(certs) => TlsVerify::Ca(certs),
+                Err(e) => {
+                    CliError::Failure(e).write(err);
+                    return 1;
+                }
+            },
             (None, None) => TlsVerify::None,
         };
         (
@@ -344,5 +372,36 @@ mod tests {
                 assert_eq!(rest, ["host-list"], "{f}");
             }
         }
+    }
+
+    #[test]
+    fn the_protocol_comes_from_one_flag_or_a_known_xe_protocol() {
+        let argv = |s: &str| s.split(' ').map(String::from).collect::<Vec<_>>();
+        let env = |p: &str| Env {
+            protocol: Some(p.into()),
+            ..Env::default()
+        };
+        let protocol = |a: &str, e: &Env| take_ours(&argv(a), e).map(|(_, o)| o.protocol);
+        assert_eq!(
+            protocol("host-list", &env("xmlrpc")),
+            Ok(Some(Protocol::XmlRpc))
+        );
+        assert_eq!(protocol("host-list", &env("")), Ok(None));
+        assert_eq!(
+            protocol("--jsonrpc host-list", &env("xmlrpc")),
+            Ok(Some(Protocol::JsonRpc))
+        );
+        assert_eq!(
+            protocol("--xmlrpc host-list --xmlrpc", &Env::default()),
+            Ok(Some(Protocol::XmlRpc))
+        );
+        assert_eq!(
+            protocol("host-list", &env("XMLRPC")),
+            Err("XE_PROTOCOL must be jsonrpc or xmlrpc, not XMLRPC".into())
+        );
+        assert_eq!(
+            protocol("--xmlrpc host-list --jsonrpc", &Env::default()),
+            Err("--xmlrpc and --jsonrpc cannot be combined".into())
+        );
     }
 }

@@ -7,6 +7,7 @@
 //! default with XML-RPC on `/` selectable or as an automatic fallback, and [`Session`]s. It never
 //! formats anything for a user; `xe` does that from [`ClientError`] values.
 
+pub mod ca;
 pub mod http;
 pub mod pin;
 
@@ -38,9 +39,9 @@ pub enum TlsVerify {
     /// Accept any certificate, as xe does (`verify_cert:None`).
     #[default]
     None,
-    /// Verify the chain against the PEM certificates in this file as trust anchors, with the
+    /// Verify the chain against these certificates as trust anchors ([`ca::load`]), with the
     /// usual hostname check.
-    CaFile(PathBuf),
+    Ca(Vec<rustls::pki_types::CertificateDer<'static>>),
     /// Accept exactly the certificate with this fingerprint, whatever its names.
     Pin(pin::Fingerprint),
 }
@@ -246,10 +247,11 @@ impl Connection {
                     .connect_timeout(Duration::from_secs(30));
                 match verify {
                     TlsVerify::None => b = b.danger_accept_invalid_certs(true),
-                    TlsVerify::CaFile(path) => {
-                        let pem = std::fs::read(path)
-                            .map_err(|e| TransportError::Tls(format!("{}: {e}", path.display())))?;
-                        let certs = reqwest::Certificate::from_pem_bundle(&pem)
+                    TlsVerify::Ca(ders) => {
+                        let certs = ders
+                            .iter()
+                            .map(|d| reqwest::Certificate::from_der(d))
+                            .collect::<Result<Vec<_>, _>>()
                             .map_err(|e| TransportError::Tls(e.to_string()))?;
                         b = b.tls_certs_only(certs);
                     }
@@ -329,11 +331,20 @@ impl Connection {
                 Protocol::XmlRpc => ("/", "text/xml", xmlrpc::encode_call(method, params)),
             };
             if self.debug != Debug::Off {
-                // Never leave a password in a debug log.
-                let shown = if method.starts_with("session.") && method.contains("login") {
+                // Never leave a password in a debug log: the model names the parameters that
+                // carry one (login passwords, pool.join's master password, user passwords).
+                let secrets = crate::model::api()
+                    .lookup(method)
+                    .map(|m| m.secret_positions())
+                    .unwrap_or_default();
+                let shown = if secrets.is_empty() {
+                    body.clone()
+                } else {
                     let mut p = params.to_vec();
-                    if let Some(pw) = p.get_mut(1) {
-                        *pw = Value::str("******");
+                    for i in secrets {
+                        if let Some(v) = p.get_mut(i) {
+                            *v = Value::str("******");
+                        }
                     }
                     match self.protocol {
                         Protocol::JsonRpc => {
@@ -341,8 +352,6 @@ impl Connection {
                         }
                         Protocol::XmlRpc => xmlrpc::encode_call(method, &p),
                     }
-                } else {
-                    body.clone()
                 };
                 self.trace(format!("-> {shown}"));
             }

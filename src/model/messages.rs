@@ -578,6 +578,27 @@ impl Message {
     pub fn required_params(&self) -> usize {
         self.params.iter().filter(|p| p.default.is_none()).count()
     }
+
+    /// The wire positions (session included) of the parameters that carry a secret, which no
+    /// log may show: those with a secret's name, and the value of a setter of such a field.
+    pub fn secret_positions(&self) -> Vec<usize> {
+        let offset = usize::from(self.session);
+        self.params
+            .iter()
+            .enumerate()
+            .filter(|(_, p)| is_secret(p.name) || (p.name == "value" && is_secret(&self.name)))
+            .map(|(i, _)| i + offset)
+            .collect()
+    }
+}
+
+/// Whether a parameter (or field) named `name` is a secret: a password (`pwd`,
+/// `master_password`, `new_password`, ...) or the pool secret.
+pub fn is_secret(name: &str) -> bool {
+    let n = name.to_ascii_lowercase();
+    ["password", "passwd", "pwd", "secret"]
+        .iter()
+        .any(|s| n.contains(s))
 }
 
 /// The registry of every callable message.
@@ -810,6 +831,20 @@ mod tests {
         );
         assert!(api().lookup("pool.add_to_tags").is_none());
         assert!(api().lookup("host.add_to_cpu_info").is_none());
+    }
+
+    #[test]
+    fn secrets_are_found_by_parameter_name() {
+        let at = |m: &str| api().lookup(m).unwrap().secret_positions();
+        // Wire positions: a login has no session, so its pwd is the second parameter.
+        assert_eq!(at("session.login_with_password"), [1]);
+        assert_eq!(at("session.slave_local_login_with_password"), [1]);
+        assert_eq!(at("pool.join"), [3]);
+        assert_eq!(at("pool.join_force"), [3]);
+        assert_eq!(at("user.create_local"), [2]);
+        assert_eq!(at("user.change_password"), [2]);
+        assert!(at("VM.get_record").is_empty());
+        assert!(at("pool.enable_ha").is_empty());
     }
 
     #[test]

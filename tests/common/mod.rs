@@ -391,6 +391,29 @@ pub mod raw {
     }
 }
 
+/// Whether the shell `sh` is installed, for tests that run completion scripts in it. When it is
+/// missing the test is to be skipped: say so on the real stderr (test output capture would hide
+/// it), unless `XENHA_REQUIRE_SHELLS` is set (scripts/test installs the shells and sets it), in
+/// which case a missing shell is a failure rather than a silent skip.
+pub fn have_shell(sh: &str, test: &str) -> bool {
+    use std::io::Write;
+    let found = Command::new("sh")
+        .args(["-c", "command -v \"$1\" >/dev/null", "sh", sh])
+        .status()
+        .is_ok_and(|s| s.success());
+    if !found {
+        assert!(
+            std::env::var_os("XENHA_REQUIRE_SHELLS").is_none(),
+            "{test}: {sh} is not installed, and XENHA_REQUIRE_SHELLS says it must be"
+        );
+        let _ = writeln!(
+            std::io::stderr(),
+            "{test}: skipped, {sh} is not installed (command -v {sh} found nothing)"
+        );
+    }
+    found
+}
+
 /// Wait (bounded) until `cond` holds, polling every 100 ms; panics naming `what` on timeout.
 #[allow(dead_code)]
 pub fn wait_for(what: &str, limit: Duration, mut cond: impl FnMut() -> bool) {

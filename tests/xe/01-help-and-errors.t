@@ -52,3 +52,35 @@ $ xe pool-join master-address=10.0.0.1 master-username=root
 2|Required parameter not found: master-password
 2|For usage run: 'xe help'
 ? 1
+# Our own options' errors carry xe's `Error:` prefix, and come before anything is contacted.
+$ xe host-list --output yaml
+2|Error: --output must be xe, json or table, not yaml
+? 1
+$ xe host-list --output
+2|Error: --output needs a value
+? 1
+$ xe host-list --pin-cert
+2|Error: --pin-cert needs a value
+? 1
+$ xe host-list --xmlrpc --jsonrpc
+2|Error: --xmlrpc and --jsonrpc cannot be combined
+? 1
+# xapi reads `minimal` with OCaml's bool_of_string, before anything else and even for `help`:
+# only true and false, and any other value is an internal error, not a quiet "false".
+$ xe vm-list minimal=yes
+2|The server failed to handle your request, due to an internal error. The given message may give details useful for debugging the problem.
+2|message: Invalid_argument("bool_of_string")
+? 1
+$ xe help minimal=1
+2|The server failed to handle your request, due to an internal error. The given message may give details useful for debugging the problem.
+2|message: Invalid_argument("bool_of_string")
+? 1
+$ xe no-such-cmd minimal=TRUE
+2|The server failed to handle your request, due to an internal error. The given message may give details useful for debugging the problem.
+2|message: Invalid_argument("bool_of_string")
+? 1
+$ xe vm-list minimal=false
+? 0
+$ xe vm-list minimal=true
+1|
+? 0

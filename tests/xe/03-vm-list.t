@@ -1,4 +1,4 @@
-# Reference §6 cases 3, 4, 5 (empty and one VM), 14, 16, 17.
+# Reference §6 cases 3, 4, 5 (empty and one VM), 14 (all four values), 16, 17.
 $ xe vm-list --minimal
 1|
 ? 0
@@ -25,6 +25,17 @@ $ xe vm-list
 $ xe vm-list --minimal
 1|{vm:web}
 ? 0
+# `--output xe` names the default layout, so --minimal goes with it.
+$ xe vm-list --output xe --minimal
+1|{vm:web}
+? 0
+$ xe vm-list --output=xe
+1|uuid ( RO)           : {vm:web}
+1|     name-label ( RW): web
+1|    power-state ( RO): halted
+1|
+1|
+? 0
 # vm-list always adds is-a-template=false, so asking for templates finds nothing.
 $ xe vm-list is-a-template=true params=name-label
 ? 0
@@ -48,6 +59,19 @@ $ xe vm-list params=name-label,ha-always-run,ha-restart-priority,order
 1|                         order ( RW): 2
 1|
 1|
+? 0
+# The other two values case 14 accepts silently: best-effort, and empty (unprotected).
+$ xe vm-param-set uuid={vm:web} ha-restart-priority=best-effort
+? 0
+$ xe vm-param-get uuid={vm:web} param-name=ha-restart-priority
+1|best-effort
+? 0
+$ xe vm-param-set uuid={vm:web} ha-restart-priority=
+? 0
+$ xe vm-param-get uuid={vm:web} param-name=ha-restart-priority
+1|
+? 0
+$ xe vm-param-set uuid={vm:web} ha-restart-priority=restart
 ? 0
 $ xe vm-param-set uuid={vm:web} order=soon
 2|Error: Failed to parse parameter 'order': expecting an integer

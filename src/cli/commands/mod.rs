@@ -53,6 +53,38 @@ pub enum Format {
     Table,
 }
 
+impl Format {
+    /// Every `--output` value and what it selects, the default first; parsing, the error text,
+    /// the man page and the completions all read it.
+    pub const NAMES: [(&'static str, Format); 3] = [
+        ("xe", Format::Xe),
+        ("json", Format::Json),
+        ("table", Format::Table),
+    ];
+
+    /// The format named `name` on the command line.
+    pub fn parse(name: &str) -> Option<Format> {
+        Format::NAMES
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, f)| *f)
+    }
+
+    /// Its `--output` name.
+    pub fn name(self) -> &'static str {
+        Format::NAMES
+            .iter()
+            .find(|(_, f)| *f == self)
+            .map(|(n, _)| *n)
+            .expect("every format has a name")
+    }
+
+    /// The names, space separated (for completion word lists).
+    pub fn names() -> String {
+        Format::NAMES.map(|(n, _)| n).join(" ")
+    }
+}
+
 /// Options beyond xe that change how a command runs.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Extras {
