@@ -58,6 +58,18 @@ pub(crate) fn io(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> D
 /// Run the daemon until SIGTERM or SIGINT, then shut down cleanly.
 pub async fn run(config: Config) -> Result<(), DaemonError> {
     create_private_dir(&config.state_dir)?;
+    // Before anything can start a domain: whatever the previous daemon's command domains left
+    // running (a crash kills only their shells) must be dead, or a VM could run twice.
+    let leftovers = crate::host::domain::kill_leftovers(&config.state_dir.join("domains"))
+        .map_err(io("killing the domains a previous daemon left"))?;
+    for l in &leftovers {
+        tracing::warn!(
+            vm = %l.vm,
+            group = l.group,
+            processes = l.processes,
+            "killed a domain the previous daemon left running"
+        );
+    }
     let db = Database::open(&config.state_dir.join("pool.db"))?;
     let facts = bootstrap::gather_facts(&config)?;
     let server_config = ServerConfig {

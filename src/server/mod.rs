@@ -96,12 +96,14 @@ impl Server {
         config: ServerConfig,
         membership: membership::Membership,
     ) -> Server {
+        // Command domains' process groups are recorded where a restart finds them.
+        let domains = Domains::new(config.state_dir.as_ref().map(|d| d.join("domains")));
         Server {
             db,
             this_host,
             config,
             restarts_blocked_until_ms: Mutex::new(0),
-            domains: Domains::default(),
+            domains,
             membership,
             ha: ha::Runtime::default(),
             tasks: tasks::Owners::default(),
