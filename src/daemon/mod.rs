@@ -137,6 +137,9 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
     server.db.set_observer(server.membership.observer());
     membership::spawn(server.clone());
     if let PoolRole::Member { master } = server.membership.role() {
+        // Starts are held from here, before any listener serves, until the master has halted
+        // what died with the previous daemon.
+        crate::server::lost_domains::spawn_member_report(server.clone());
         crate::server::maintenance::spawn_member_enable_after_restart(server.clone(), master);
     }
     crate::server::ha::boot(&server);

@@ -14,6 +14,7 @@ pub mod ha;
 pub mod ha_plan;
 pub mod hostfacts;
 pub mod http;
+pub mod lost_domains;
 pub mod maintenance;
 pub mod membership;
 pub mod peer;
