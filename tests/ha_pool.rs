@@ -528,3 +528,122 @@ fn failover_timeline() {
         killed.elapsed().as_millis()
     );
 }
+
+/// A member's daemon crashes, HA on: its protected VM comes back and runs exactly once, its
+/// unprotected VM stays down, and the member's report of its lost domains (which halts what is
+/// still recorded on it) never undoes the failover, whether it comes before the failover (the
+/// daemon restarts at once) or after it (the VM already runs elsewhere).
+#[test]
+fn a_members_crash_under_ha_restarts_its_protected_vm_once() {
+    let mut p = common::ha_pool_at("127.0.13", 21, &[8, 8, 8]);
+    let member = host_by_ip(&p.hosts[0], &p.ips[1]);
+    let s = session(&p.hosts[0]).unwrap();
+    let pids = p.shared.path().join("db.pids");
+    let cmd = format!("echo $$ >> {}; exec sleep 300", pids.display());
+    let protected = ok(local(
+        &p.hosts[0],
+        "VM.create",
+        json!([s, {"name_label": "db", "memory_static_max": GIB.to_string(),
+            "ha_restart_priority": "restart", "other_config": {"command": cmd}}]),
+    ));
+    ok(local(
+        &p.hosts[0],
+        "VM.start_on",
+        json!([s, protected, member, false, false]),
+    ));
+    let unprotected = vm(&p.hosts[0], "scratch", "", &member);
+    p.enable_ha("2");
+    let alive = |pid: &str| {
+        std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| !s.contains(") Z "))
+    };
+    let live_pids = || -> Vec<String> {
+        std::fs::read_to_string(&pids)
+            .unwrap_or_default()
+            .lines()
+            .filter(|p| alive(p))
+            .map(str::to_string)
+            .collect()
+    };
+    p.wait_for("the first domain", Duration::from_secs(20), || {
+        live_pids().len() == 1
+    });
+    let runs_again = |p: &common::HaPool, before: &[String]| {
+        let m = &p.hosts[0];
+        try_call(m, "VM.get_power_state", vec![protected.clone()]) == Some(json!("Running"))
+            && live_pids().len() == 1
+            && live_pids() != before
+    };
+    let reports = |p: &common::HaPool, i: usize| {
+        p.hosts[i]
+            .log()
+            .matches("lost domains reported to the master")
+            .count()
+    };
+
+    // The failover first: the member stays down until the VM runs elsewhere.
+    let before = live_pids();
+    p.hosts[1].kill9();
+    p.wait_for("HA to restart the VM", Duration::from_secs(90), || {
+        runs_again(&p, &before)
+    });
+    let elsewhere = try_call(&p.hosts[0], "VM.get_resident_on", vec![protected.clone()]);
+    assert_ne!(elsewhere, Some(member.clone()));
+    p.hosts[1].restart();
+    p.wait_for("the member's report", Duration::from_secs(60), || {
+        reports(&p, 1) == 1
+    });
+    assert_eq!(
+        try_call(&p.hosts[0], "VM.get_resident_on", vec![protected.clone()]),
+        elsewhere,
+        "the report moved a VM the failover had restarted"
+    );
+    assert_eq!(
+        try_call(&p.hosts[0], "VM.get_power_state", vec![protected.clone()]),
+        Some(json!("Running"))
+    );
+
+    // The report first: the daemon restarts at once, on the host that now runs the VM (moved
+    // to a member if the failover chose the master).
+    let victim = match (1..3).find(|&i| elsewhere == Some(host_by_ip(&p.hosts[0], &p.ips[i]))) {
+        Some(i) => i,
+        None => {
+            p.wait_for(
+                "the member to be live again",
+                Duration::from_secs(60),
+                || {
+                    let s = session(&p.hosts[0]).unwrap();
+                    local(
+                        &p.hosts[0],
+                        "VM.pool_migrate",
+                        json!([s, protected, member, {}]),
+                    )
+                    .is_some_and(|r| r.get("error").is_none())
+                },
+            );
+            1
+        }
+    };
+    let before = live_pids();
+    p.hosts[victim].kill9();
+    p.hosts[victim].restart();
+    p.wait_for(
+        "the member's report, and the protected VM running again",
+        Duration::from_secs(90),
+        || reports(&p, victim) >= 1 && runs_again(&p, &before),
+    );
+    assert_eq!(
+        try_call(&p.hosts[0], "VM.get_power_state", vec![unprotected.clone()]),
+        Some(json!("Halted")),
+        "a VM without a restart priority stays down"
+    );
+    // Settled: every host agrees, and the VM runs exactly once, where the pool says.
+    let resident = try_call(&p.hosts[0], "VM.get_resident_on", vec![protected.clone()]).unwrap();
+    for h in &p.hosts {
+        p.wait_for("every copy to agree", Duration::from_secs(20), || {
+            try_call(h, "VM.get_resident_on", vec![protected.clone()]) == Some(resident.clone())
+                && try_call(h, "VM.get_power_state", vec![protected.clone()])
+                    == Some(json!("Running"))
+        });
+    }
+    assert_eq!(live_pids().len(), 1, "{}", p.logs());
+}

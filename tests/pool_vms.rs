@@ -302,3 +302,127 @@ fn eject_and_forget() {
         "FIELD_TYPE_ERROR"
     );
 }
+
+/// A member's daemon crashes (kill -9) and comes back: the VMs it ran died with it, so once it
+/// reaches its master they are Halted, resident nowhere, and its memory is free again, on every
+/// host's copy; they start again. A VM whose domain is gone cannot be "migrated".
+#[test]
+fn a_members_crash_halts_the_vms_it_ran() {
+    let ips = ["127.0.13.11", "127.0.13.12", "127.0.13.13"];
+    let port = std::net::TcpListener::bind(format!("{}:0", ips[0]))
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mem = (4 * GIB).to_string();
+    let plain: &[&str] = &["--memory-total", &mem];
+    let mut hosts = form_pool(&ips, port, &[plain, plain, plain]);
+    let s = session(&hosts[0]);
+    let [_, h1, h2] = ips.map(|ip| host_by_address(&hosts[0], &s, ip));
+    let free = |d: &TestDaemon, h: &Json| {
+        let s = session(d);
+        let m = ok(local(d, "host.get_metrics", json!([s, h])));
+        ok(local(d, "host_metrics.get_memory_free", json!([s, m])))
+    };
+    let free_before = free(&hosts[0], &h1);
+    let a = ok(local(
+        &hosts[0],
+        "VM.create",
+        json!([s, {"name_label": "a", "memory_static_max": GIB.to_string()}]),
+    ));
+    let uuid = ok(local(&hosts[0], "VM.get_uuid", json!([s, a])));
+    let uuid = uuid.as_str().unwrap();
+    ok(local(
+        &hosts[0],
+        "VM.start_on",
+        json!([s, a, h1, false, false]),
+    ));
+    assert_ne!(free(&hosts[0], &h1), free_before);
+
+    hosts[1].kill9();
+    hosts[1].restart();
+    // Every host's copy (the member's own included) comes to say so.
+    for d in &hosts {
+        wait_for("the lost VM to be halted everywhere", || {
+            let s = session(d);
+            let rec = ok(local(d, "VM.get_record", json!([s, a])));
+            rec["power_state"] == json!("Halted")
+                && rec["resident_on"] == json!("OpaqueRef:NULL")
+                && free(d, &h1) == free_before
+        });
+        let (code, out, stderr) = common::xe(
+            d,
+            &[
+                "vm-list",
+                &format!("uuid={uuid}"),
+                "params=power-state",
+                "--minimal",
+            ],
+        );
+        assert_eq!((code, out.trim(), stderr.as_str()), (0, "halted", ""));
+    }
+    assert!(
+        hosts[0]
+            .log()
+            .contains("VMs of a restarted member died with its daemon"),
+        "{}",
+        hosts[0].log()
+    );
+    // The member takes domains again.
+    let (code, out, stderr) = common::xe(
+        &hosts[1],
+        &[
+            "vm-start",
+            &format!("uuid={uuid}"),
+            &format!(
+                "on={}",
+                ok(local(&hosts[0], "host.get_uuid", json!([s, h1])))
+                    .as_str()
+                    .unwrap()
+            ),
+        ],
+    );
+    assert_eq!(code, 0, "{out} {stderr}");
+    assert_eq!(
+        ok(local(&hosts[0], "VM.get_resident_on", json!([s, a]))),
+        h1
+    );
+
+    // A domain that died on its own (its guest crashed) leaves a record a migration must not
+    // trust: the move is refused and changes nothing.
+    let dir = tempfile::tempdir().unwrap();
+    let pidfile = dir.path().join("b.pid");
+    let cmd = format!("echo $$ > {}; exec sleep 300", pidfile.display());
+    let b = ok(local(
+        &hosts[0],
+        "VM.create",
+        json!([s, {"name_label": "b", "memory_static_max": GIB.to_string(), "other_config": {"command": cmd}}]),
+    ));
+    ok(local(
+        &hosts[0],
+        "VM.start_on",
+        json!([s, b, h2, false, false]),
+    ));
+    wait_for("b's pid", || pid_in(&pidfile).is_some());
+    let pid = pid_in(&pidfile).unwrap();
+    std::process::Command::new("kill")
+        .args(["-KILL", &pid])
+        .status()
+        .unwrap();
+    wait_for("b's domain to die", || !alive(&pid));
+    let (code, data) = err(local(
+        &hosts[0],
+        "VM.pool_migrate",
+        json!([s, b, h1, {"live": "true"}]),
+    ));
+    assert_eq!(code, "VM_BAD_POWER_STATE", "{data}");
+    assert_eq!(data, json!([b, "running", "halted"]));
+    assert_eq!(
+        ok(local(&hosts[0], "VM.get_resident_on", json!([s, b]))),
+        h2
+    );
+    assert_eq!(
+        ok(local(&hosts[0], "VM.get_power_state", json!([s, b]))),
+        json!("Running")
+    );
+}

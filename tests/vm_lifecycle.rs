@@ -483,3 +483,96 @@ fn the_hosts_memory_overhead_is_not_for_vms() {
     a.call("VM.start_on", vec![fits, host, json!(false), json!(false)]);
     assert_eq!(a.free(), 0);
 }
+
+/// A command that does not exec leaves its children outside the parent-death signal's reach:
+/// they survive a kill -9 of the daemon. The restarted daemon kills them (their process group
+/// was recorded) before it starts anything, so the VM can never run twice.
+#[test]
+fn a_restart_kills_what_a_crashed_daemon_left_running() {
+    let ip = "127.0.13.1";
+    let port = std::net::TcpListener::bind(format!("{ip}:0"))
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut d = TestDaemon::start_at(ip, port, &["--memory-total", &(4 * GIB).to_string()]);
+    let pidfile = d.state_dir().join("grandchild.pid");
+    let cmd = format!("sleep 1000 & echo $! > {}; wait; true", pidfile.display());
+    let vm = xe_ok(
+        &d,
+        &["vm-create", "name-label=orphan", "memory-static-max=1GiB"],
+    );
+    let uuid = format!("uuid={vm}");
+    xe_ok(
+        &d,
+        &[
+            "vm-param-set",
+            &uuid,
+            &format!("other-config:command={cmd}"),
+        ],
+    );
+    xe_ok(&d, &["vm-start", &uuid]);
+    wait_for("the grandchild's pid", || {
+        std::fs::read_to_string(&pidfile).is_ok_and(|p| p.ends_with('\n'))
+    });
+    let grandchild = std::fs::read_to_string(&pidfile)
+        .unwrap()
+        .trim()
+        .to_string();
+    // Should the test fail, no sleep outlives it.
+    struct Reap(String);
+    impl Drop for Reap {
+        fn drop(&mut self) {
+            if std::thread::panicking() && pid_alive(&self.0) {
+                let _ = std::process::Command::new("kill")
+                    .args(["-KILL", &self.0])
+                    .status();
+            }
+        }
+    }
+    let _reap = Reap(grandchild.clone());
+    assert!(d.state_dir().join("domains").join(&vm).exists());
+
+    d.kill9();
+    // The problem: the shell died with the daemon, what it started did not.
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(
+        pid_alive(&grandchild),
+        "the grandchild died with the daemon"
+    );
+    d.restart();
+    wait_for("the restart to kill the leftover", || {
+        !pid_alive(&grandchild)
+    });
+    assert!(
+        d.log()
+            .contains("killed a domain the previous daemon left running"),
+        "{}",
+        d.log()
+    );
+    assert_eq!(
+        std::fs::read_dir(d.state_dir().join("domains"))
+            .unwrap()
+            .count(),
+        0,
+        "the records are cleared"
+    );
+    // The VM is halted and starts again, once.
+    assert_eq!(
+        xe_ok(&d, &["vm-param-get", &uuid, "param-name=power-state"]),
+        "halted"
+    );
+    std::fs::remove_file(&pidfile).unwrap();
+    xe_ok(&d, &["vm-start", &uuid]);
+    wait_for("the new grandchild's pid", || {
+        std::fs::read_to_string(&pidfile).is_ok_and(|p| p.ends_with('\n'))
+    });
+    xe_ok(&d, &["vm-shutdown", &uuid, "--force"]);
+    assert_eq!(
+        std::fs::read_dir(d.state_dir().join("domains"))
+            .unwrap()
+            .count(),
+        0,
+        "a stop forgets the record"
+    );
+}

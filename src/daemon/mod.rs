@@ -57,6 +57,18 @@ pub(crate) fn io(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> D
 /// Run the daemon until SIGTERM or SIGINT, then shut down cleanly.
 pub async fn run(config: Config) -> Result<(), DaemonError> {
     create_private_dir(&config.state_dir)?;
+    // Before anything can start a domain: whatever the previous daemon's command domains left
+    // running (a crash kills only their shells) must be dead, or a VM could run twice.
+    let leftovers = crate::host::domain::kill_leftovers(&config.state_dir.join("domains"))
+        .map_err(io("killing the domains a previous daemon left"))?;
+    for l in &leftovers {
+        tracing::warn!(
+            vm = %l.vm,
+            group = l.group,
+            processes = l.processes,
+            "killed a domain the previous daemon left running"
+        );
+    }
     let facts = bootstrap::gather_facts(&config)?;
     // Before the database, so an unusable certificate (or CPU file) refuses the start with
     // nothing changed.
@@ -130,6 +142,9 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
     server.db.set_observer(server.membership.observer());
     membership::spawn(server.clone());
     if let PoolRole::Member { master } = server.membership.role() {
+        // Starts are held from here, before any listener serves, until the master has halted
+        // what died with the previous daemon.
+        crate::server::lost_domains::spawn_member_report(server.clone());
         crate::server::maintenance::spawn_member_enable_after_restart(server.clone(), master);
     }
     crate::server::ha::boot(&server);

@@ -410,6 +410,20 @@ pub static EXPLICIT: &[MessageDecl] = &[
         "Pool-internal: stop the domain of a VM (by UUID) on this host.",
     ),
     internal(
+        "host",
+        "internal_domain_running",
+        &[p("secret", Ty::String), p("vm", Ty::String)],
+        Some(Ty::Bool),
+        "Pool-internal: whether the domain of a VM (by UUID) runs on this host.",
+    ),
+    internal(
+        "host",
+        "internal_report_lost_domains",
+        &[p("secret", Ty::String), p("host", Ty::Ref("host"))],
+        Some(Ty::Int),
+        "Pool-internal (to the master): this member's daemon restarted and runs no domain; halt the VMs recorded on it. Answers how many.",
+    ),
+    internal(
         "pool",
         "internal_eject",
         &[p("secret", Ty::String)],

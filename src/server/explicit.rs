@@ -7,7 +7,8 @@ use std::sync::Arc;
 use super::generic::{check_memory_order, set_field};
 use super::ha_plan::Protection;
 use super::{
-    alerts, auth, ha, ha_plan, maintenance, membership, now_ms, storage, vm, Server, Transport,
+    alerts, auth, ha, ha_plan, lost_domains, maintenance, membership, now_ms, storage, vm, Server,
+    Transport,
 };
 use crate::model::classes::{HOST, USER, VM, VM_METRICS};
 use crate::model::errors::code;
@@ -222,6 +223,14 @@ pub async fn call(
         ("pool", "eject") => replanned(server, membership::eject(server, &str_arg(&args, 0)).await),
         ("host", "internal_start_domain") => {
             server.membership.check_secret(&str_arg(&args, 0))?;
+            // A restarted member holds starts until its lost domains are reported.
+            if !server
+                .domains
+                .wait_until_open(lost_domains::START_HOLD_LIMIT)
+                .await
+            {
+                return Err(ApiError::new::<String>("HOST_STILL_BOOTING", []));
+            }
             let command = str_arg(&args, 2);
             server
                 .domains
@@ -238,6 +247,15 @@ pub async fn call(
                 std::time::Duration::from_millis(args[2].as_int().unwrap_or(0).max(0) as u64);
             server.domains.stop(&str_arg(&args, 1), grace).await;
             Ok(Value::void())
+        }
+        ("host", "internal_domain_running") => {
+            server.membership.check_secret(&str_arg(&args, 0))?;
+            Ok(Value::Bool(server.domains.is_running(&str_arg(&args, 1))))
+        }
+        ("host", "internal_report_lost_domains") => {
+            let halted =
+                lost_domains::internal_report(server, &str_arg(&args, 0), &str_arg(&args, 1));
+            replanned(server, halted.map(|n| Value::Int(n as i64)))
         }
         ("pool", "internal_eject") => membership::ejected(server, &str_arg(&args, 0)),
 

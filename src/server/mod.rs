@@ -14,6 +14,7 @@ pub mod ha;
 pub mod ha_plan;
 pub mod hostfacts;
 pub mod http;
+pub mod lost_domains;
 pub mod maintenance;
 pub mod membership;
 pub mod peer;
@@ -96,12 +97,14 @@ impl Server {
         config: ServerConfig,
         membership: membership::Membership,
     ) -> Server {
+        // Command domains' process groups are recorded where a restart finds them.
+        let domains = Domains::new(config.state_dir.as_ref().map(|d| d.join("domains")));
         Server {
             db,
             this_host,
             config,
             restarts_blocked_until_ms: Mutex::new(0),
-            domains: Domains::default(),
+            domains,
             membership,
             ha: ha::Runtime::default(),
             tasks: tasks::Owners::default(),

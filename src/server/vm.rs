@@ -217,6 +217,13 @@ async fn start_domain(
     command: Option<&str>,
 ) -> Result<(), ApiError> {
     if host == server.this_host {
+        if !server
+            .domains
+            .wait_until_open(super::lost_domains::START_HOLD_LIMIT)
+            .await
+        {
+            return Err(ApiError::new::<String>("HOST_STILL_BOOTING", []));
+        }
         return server
             .domains
             .start(uuid, command)
@@ -233,6 +240,21 @@ async fn start_domain(
         .call_patiently(&address, "host.internal_start_domain", params)
         .await
         .map(|_| ())
+        .map_err(peer_error(host))
+}
+
+/// Whether `vm`'s domain runs on `host`: here, or by asking that host's daemon.
+async fn domain_running(server: &Server, host: &str, uuid: &str) -> Result<bool, ApiError> {
+    if host == server.this_host {
+        return Ok(server.domains.is_running(uuid));
+    }
+    let address = host_address(server, host)?;
+    let m = &server.membership;
+    let params = vec![Value::str(m.secret()), Value::str(uuid)];
+    m.peers
+        .call(&address, "host.internal_domain_running", params)
+        .await
+        .map(|v| v == Value::Bool(true))
         .map_err(peer_error(host))
 }
 
@@ -476,6 +498,14 @@ async fn move_vm(
         protection.check(&*t, &Change::arrival(vm, target))?;
         (source, str_field(rec, "uuid").to_string(), command_of(rec))
     };
+    // Only a domain that runs can move: a record left by a crash (or a command that exited)
+    // must not become a "migrated" VM that nothing runs. The VM is in fact halted.
+    if !domain_running(server, &source, &uuid).await? {
+        return Err(ApiError::new(
+            "VM_BAD_POWER_STATE",
+            [vm, "running", "halted"],
+        ));
+    }
     start_domain(server, target, &uuid, command.as_deref()).await?;
     let committed = server.db.write(|t| {
         let rec = t
@@ -588,16 +618,25 @@ async fn undo_evacuation(server: &Server, host: &str, moved: &[&str]) {
     }
 }
 
-/// At start-up no domain is running, whatever the database says: VMs recorded as running on
-/// this host died with the previous daemon. Mark them halted and return how many there were.
+/// At a master's start-up no domain is running here, whatever the database says: VMs recorded
+/// as running on this host died with the previous daemon. Mark them halted and return how many
+/// there were. (A member's are marked by its master: [`super::lost_domains`].)
 pub fn reset_after_restart(server: &Server) -> Result<usize, ApiError> {
+    halt_lost_vms(server, &server.this_host)
+}
+
+/// `host`'s daemon restarted and runs no domain: every VM recorded as running or paused there
+/// becomes Halted, resident nowhere, its memory free again (xapi's resync after a toolstack
+/// restart). `ha_always_run` is left alone: whether HA brings a VM back is not changed by how
+/// its death was noticed. One write; returns how many VMs it halted.
+pub fn halt_lost_vms(server: &Server, host: &str) -> Result<usize, ApiError> {
     server.db.write(|t| {
         let stale: Vec<String> = t
             .base()
             .all(VM.name)
             .filter(|(_, v)| {
-                str_field(v, "resident_on") == server.this_host
-                    && str_field(v, "power_state") != "Halted"
+                str_field(v, "resident_on") == host
+                    && matches!(str_field(v, "power_state"), "Running" | "Paused")
             })
             .map(|(r, _)| r.clone())
             .collect();
