@@ -157,7 +157,7 @@ fn the_pool_survives_its_master_and_restarts_protected_vms() {
     // The master dies. A member takes over and restarts the protected VM.
     p.hosts[0].kill9();
     let mut new_master = None;
-    wait_for("a member to become master", Duration::from_secs(60), || {
+    p.wait_for("a member to become master", Duration::from_secs(60), || {
         new_master = (1..3).find(|&i| {
             try_call(&p.hosts[i], "pool.get_all", vec![])
                 .and_then(|pools| try_call(&p.hosts[i], "pool.get_master", vec![pools[0].clone()]))
@@ -166,7 +166,7 @@ fn the_pool_survives_its_master_and_restarts_protected_vms() {
         new_master.is_some()
     });
     let m = &p.hosts[new_master.unwrap()];
-    wait_for(
+    p.wait_for(
         "the protected VM to run again",
         Duration::from_secs(60),
         || try_call(m, "VM.get_power_state", vec![protected.clone()]) == Some(json!("Running")),
@@ -210,7 +210,7 @@ fn the_pool_survives_its_master_and_restarts_protected_vms() {
         "the restarted old master answered as master: {r}"
     );
     let m = &p.hosts[new_master.unwrap()];
-    wait_for(
+    p.wait_for(
         "the old master to follow the new one",
         Duration::from_secs(60),
         || {
@@ -229,7 +229,7 @@ fn the_pool_survives_its_master_and_restarts_protected_vms() {
     let (code, out, err) = xe(m, &["pool-ha-disable"]);
     assert_eq!((code, out.as_str(), err.as_str()), (0, "", ""));
     for h in &p.hosts {
-        wait_for(
+        p.wait_for(
             "the HA configuration to go",
             Duration::from_secs(30),
             || !h.state_dir().join("ha.json").exists(),
@@ -256,7 +256,7 @@ fn a_hung_member_is_fenced_by_its_watchdog_and_nobody_else_is() {
     let marker = std::fs::read_to_string(p.hosts[2].state_dir().join("ha-fenced")).unwrap();
     assert!(marker.contains("watchdog"), "{marker}");
     let old = host_by_ip(&p.hosts[0], &p.ips[2]);
-    wait_for(
+    p.wait_for(
         "the master to declare it dead",
         Duration::from_secs(30),
         || {
@@ -270,7 +270,7 @@ fn a_hung_member_is_fenced_by_its_watchdog_and_nobody_else_is() {
     }
     // It comes back, rejoins, and the operator can read why it was fenced.
     p.hosts[2].restart();
-    wait_for(
+    p.wait_for(
         "HA_HOST_WAS_FENCED in xe message-list",
         Duration::from_secs(30),
         || {
@@ -278,7 +278,7 @@ fn a_hung_member_is_fenced_by_its_watchdog_and_nobody_else_is() {
             out.contains("watchdog fired")
         },
     );
-    wait_for(
+    p.wait_for(
         "the fenced host to be live again",
         Duration::from_secs(30),
         || {
@@ -324,7 +324,7 @@ fn a_host_whose_watchdog_is_missing_fails_the_enable_and_nothing_is_armed() {
     let sr = ok(local(&p.hosts[0], "SR.get_by_uuid", json!([s, p.sr_uuid])));
     // The master may still count the member away for a moment after its restart.
     let mut r = Json::Null;
-    wait_for(
+    p.wait_for(
         "an answer other than HOST_OFFLINE",
         Duration::from_secs(20),
         || {
@@ -357,7 +357,7 @@ fn a_host_that_stops_cleanly_leaves_without_counting_as_a_failure() {
     assert!(p.hosts[2].stop().success());
     assert!(p.hosts[2].state_dir().join("ha.json").exists());
     assert!(p.hosts[2].log().contains("left the HA liveset cleanly"));
-    wait_for("the master to see it gone", Duration::from_secs(30), || {
+    p.wait_for("the master to see it gone", Duration::from_secs(30), || {
         let metrics = try_call(&p.hosts[0], "host.get_metrics", vec![leaving.clone()]).unwrap();
         try_call(&p.hosts[0], "host_metrics.get_live", vec![metrics]) == Some(json!(false))
     });
@@ -375,7 +375,7 @@ fn a_host_that_stops_cleanly_leaves_without_counting_as_a_failure() {
     }
     // It comes back and rejoins the liveset.
     p.hosts[2].restart();
-    wait_for(
+    p.wait_for(
         "the host to rejoin and arm",
         Duration::from_secs(30),
         || p.hosts[2].log().contains("HA armed"),
@@ -583,7 +583,7 @@ fn a_members_crash_under_ha_restarts_its_protected_vm_once() {
     // The failover first: the member stays down until the VM runs elsewhere.
     let before = live_pids();
     p.hosts[1].kill9();
-    p.wait_for("HA to restart the VM", Duration::from_secs(90), || {
+    wait_for("HA to restart the VM", Duration::from_secs(90), || {
         runs_again(&p, &before)
     });
     let elsewhere = try_call(&p.hosts[0], "VM.get_resident_on", vec![protected.clone()]);

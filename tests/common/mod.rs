@@ -458,7 +458,14 @@ pub struct HaPool {
     pub shared: tempfile::TempDir,
     /// The API port every host serves on.
     pub port: u16,
+    /// Held while the pool lives (dropped last, after its hosts are killed): one HA pool at a
+    /// time per test binary. HA runs on timeouts of a few seconds; several pools electing and
+    /// fencing at once on a loaded two-core CI machine miss them for reasons no test is about.
+    _one_at_a_time: std::sync::MutexGuard<'static, ()>,
 }
+
+/// The lock behind [`HaPool`]'s one-at-a-time rule.
+static HA_POOLS: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 #[allow(dead_code)]
 impl HaPool {
@@ -494,6 +501,8 @@ pub fn ha_pool(base: u8, memory_gib: &[i64]) -> HaPool {
 /// [`ha_pool`] on `net.<base+i>` (`net` such as `127.0.3`, a test's own loopback range).
 #[allow(dead_code)]
 pub fn ha_pool_at(net: &str, base: u8, memory_gib: &[i64]) -> HaPool {
+    // A test that failed while holding the lock poisoned it; the next pool is still sound.
+    let one_at_a_time = HA_POOLS.lock().unwrap_or_else(|e| e.into_inner());
     let call = |d: &TestDaemon, method: &str, params: serde_json::Value| {
         let body =
             serde_json::json!({"jsonrpc": "2.0", "method": method, "params": params, "id": 1})
@@ -557,6 +566,7 @@ pub fn ha_pool_at(net: &str, base: u8, memory_gib: &[i64]) -> HaPool {
         sr_uuid,
         shared,
         port,
+        _one_at_a_time: one_at_a_time,
     }
 }
 
