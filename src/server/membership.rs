@@ -663,7 +663,7 @@ pub async fn adopt_freshest_copy(server: &Server, addresses: &[String]) {
     };
     let fetched = m
         .peers
-        .call(address, "pool.internal_dump", vec![Value::str(m.secret())])
+        .call_for_copy(address, "pool.internal_dump", vec![Value::str(m.secret())])
         .await;
     let dump = fetched
         .ok()
@@ -751,8 +751,9 @@ pub async fn join(
         .await
         .map_err(connection_failed)?;
     let info = serde_json::to_string(&info).expect("host info serialises");
+    // The reply holds the whole database.
     let reply = peers
-        .call(
+        .call_for_copy(
             master,
             "pool.internal_add_host",
             vec![session.clone(), Value::Str(info), Value::Bool(force)],
