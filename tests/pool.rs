@@ -884,3 +884,162 @@ fn long_calls_are_forwarded_whole_and_finish_without_their_client() {
         || power_state() == json!("Halted"),
     );
 }
+
+/// The old master of a pool restarts after a member took over in an emergency. Before it
+/// acknowledges any write it must learn from its members that the pool moved on, step down and
+/// take the new master's copy: every write it acknowledged while coming up is on every host
+/// once things settle, and it ends a member like any other.
+#[test]
+fn a_restarted_master_that_was_replaced_acknowledges_no_write_it_would_lose() {
+    restarted_master_after_an_emergency_transition(["127.0.7.1", "127.0.7.2", "127.0.7.3"], false);
+}
+
+/// The same, with members that answer the restarted master only after a moment (stopped for
+/// a second): writes that reach it meanwhile are in flight when it learns it was replaced, and
+/// none of them may be acknowledged.
+#[test]
+fn writes_in_flight_when_a_restarted_master_learns_it_was_replaced_are_not_acknowledged() {
+    restarted_master_after_an_emergency_transition(["127.0.7.4", "127.0.7.5", "127.0.7.6"], true);
+}
+
+/// Three hosts; the master (`ips[0]`) dies, the operator transitions `ips[1]` to master in an
+/// emergency and recovers `ips[2]`; the old master restarts while writers call it over TCP as
+/// fast as they can. With `slow_members`, the other two are stopped while it starts and
+/// resumed a second later.
+fn restarted_master_after_an_emergency_transition(ips: [&str; 3], slow_members: bool) {
+    let port = std::net::TcpListener::bind(format!("{}:0", ips[0]))
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut hosts: Vec<TestDaemon> = ips
+        .iter()
+        .map(|ip| TestDaemon::start_at(ip, port, &[]))
+        .collect();
+    for h in &hosts[1..] {
+        let s = ok(tcp(
+            h,
+            "session.login_with_password",
+            json!(["root", PASSWORD]),
+        ));
+        ok(tcp(h, "pool.join", json!([s, ips[0], "root", PASSWORD])));
+    }
+    let s = local_session(&hosts[0]);
+    ok(local(
+        &hosts[0],
+        "VM.create",
+        json!([s, {"name_label": "before"}]),
+    ));
+    let old = copy_of(&hosts[0]);
+
+    // The master dies; the operator makes the second host master and brings the third over.
+    hosts[0].kill9();
+    let s1 = ok(local(
+        &hosts[1],
+        "session.slave_local_login_with_password",
+        json!(["root", PASSWORD]),
+    ));
+    ok(local(
+        &hosts[1],
+        "pool.emergency_transition_to_master",
+        json!([s1]),
+    ));
+    let s1 = local_session(&hosts[1]);
+    ok(local(&hosts[1], "pool.recover_slaves", json!([s1])));
+    let slave_of_new_master = |h: &TestDaemon| {
+        let r = tcp(h, "session.login_with_password", json!(["root", PASSWORD]));
+        r["error"]["message"] == json!("HOST_IS_SLAVE") && r["error"]["data"] == json!([ips[1]])
+    };
+    wait_for(
+        "the third host to follow the new master",
+        Duration::from_secs(20),
+        || slave_of_new_master(&hosts[2]),
+    );
+    ok(local(
+        &hosts[1],
+        "VM.create",
+        json!([s1, {"name_label": "after-transition"}]),
+    ));
+
+    // The old master comes back, and callers write to it as fast as they can while it does.
+    if slow_members {
+        hosts[1].signal("STOP");
+        hosts[2].signal("STOP");
+    }
+    hosts[0].restart();
+    let acknowledged = std::sync::Mutex::new(Vec::new());
+    let deadline = Instant::now() + Duration::from_secs(30);
+    std::thread::scope(|scope| {
+        for writer in 0..3 {
+            let (old_master, acknowledged) = (&hosts[0], &acknowledged);
+            scope.spawn(move || {
+                let mut session = None;
+                for attempt in 0.. {
+                    assert!(
+                        Instant::now() < deadline,
+                        "the old master never answered as a member:\n{}",
+                        old_master.log()
+                    );
+                    let r = match &session {
+                        None => tcp(
+                            old_master,
+                            "session.login_with_password",
+                            json!(["root", PASSWORD]),
+                        ),
+                        Some(s) => {
+                            let name = format!("late-{writer}-{attempt}");
+                            let r = tcp(old_master, "VM.create", json!([s, {"name_label": name}]));
+                            if r.get("error").is_none() {
+                                acknowledged.lock().unwrap().push(name);
+                            }
+                            r
+                        }
+                    };
+                    if r["error"]["message"] == json!("HOST_IS_SLAVE") {
+                        assert_eq!(r["error"]["data"], json!([ips[1]]), "{r}");
+                        return;
+                    }
+                    if session.is_none() && r.get("error").is_none() {
+                        session = Some(r["result"].clone());
+                    }
+                }
+            });
+        }
+        if slow_members {
+            // Not a measurement: the members answer the start-up pings late, well within the
+            // peer timeout, while the writers' calls are in flight.
+            std::thread::sleep(Duration::from_secs(1));
+            hosts[1].signal("CONT");
+            hosts[2].signal("CONT");
+        }
+    });
+    let acknowledged = acknowledged.into_inner().unwrap();
+
+    // Once things settle every host holds the same copy, and it has every acknowledged write.
+    let agreed = || {
+        let copies: Vec<_> = hosts.iter().map(copy_of).collect();
+        copies.iter().all(|c| {
+            (c.epoch, c.generation) == (copies[1].epoch, copies[1].generation)
+                && vm_names(c) == vm_names(&copies[1])
+        })
+    };
+    wait_for("every copy to agree", Duration::from_secs(30), agreed);
+    let new_master = host_by_address(&hosts[1], &s1, ips[1]);
+    for (h, ip) in hosts.iter().zip(ips) {
+        let copy = copy_of(h);
+        let names = vm_names(&copy);
+        assert!(copy.epoch > old.epoch, "{ip}: {}", copy.epoch);
+        assert_eq!(json!(pool_master(&copy)), new_master, "{ip}");
+        for name in ["before", "after-transition"]
+            .into_iter()
+            .chain(acknowledged.iter().map(String::as_str))
+        {
+            assert!(
+                names.contains(name),
+                "{ip} lacks the acknowledged {name}: {names:?}\n{}",
+                hosts[0].log()
+            );
+        }
+    }
+    assert!(slave_of_new_master(&hosts[0]), "{}", hosts[0].log());
+}

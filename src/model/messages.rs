@@ -484,7 +484,14 @@ pub static EXPLICIT: &[MessageDecl] = &[
         "internal_ping",
         &[p("secret", Ty::String)],
         Some(Ty::Map(&Ty::String, &Ty::Int)),
-        "Pool-internal: answer with the epoch and generation of this host's copy of the database.",
+        "Pool-internal: answer with the epoch and generation of this host's copy of the database, and the newest master epoch this host has seen (pool_epoch).",
+    ),
+    internal(
+        "pool",
+        "internal_get_master",
+        &[p("secret", Ty::String)],
+        Some(Ty::String),
+        "Pool-internal: the address of the master this host follows (empty on a master).",
     ),
     msg(
         "user",

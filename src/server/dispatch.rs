@@ -34,10 +34,15 @@ pub(crate) async fn run(
     // Ordinary calls hold the write gate (shared) until their writes are replicated; a master
     // handover takes it exclusively. Pool-internal calls never wait for it: the handover itself
     // needs them.
-    let _gate = match method == "pool.designate_new_master" || method.contains(".internal_") {
-        true => None,
-        false => Some(server.membership.write_gate.read().await),
+    let ordinary = !(method == "pool.designate_new_master" || method.contains(".internal_"));
+    let _gate = match ordinary {
+        true => Some(server.membership.write_gate.read().await),
+        false => None,
     };
+    // An ordinary call on a master deposed while it runs (a newer master reached it) must not be
+    // acknowledged. The handover and the pool-internal calls are the machinery that changes
+    // roles (`internal_set_master` itself demotes a master): they answer for what they did.
+    let began = ordinary.then(|| server.membership.tenure());
     let Admitted { msg, session, args } = admit(server, method, method, params)?;
     let outcome = match msg.kind {
         Kind::Explicit(decl) => {
@@ -47,17 +52,12 @@ pub(crate) async fn run(
     };
     // Acknowledge only once every write so far is on every reachable member. Should that not
     // happen in time, the caller hears of a failure: its write may be committed here, but it
-    // was never acknowledged.
+    // was never acknowledged. A master deposed meanwhile answers as the member it now is.
     let generation = server.db.read().generation();
-    if !server.membership.wait_replicated(generation).await {
-        tracing::error!(
-            method,
-            generation,
-            "writes not replicated in time; not acknowledging"
-        );
-        return Err(ApiError::internal(format!(
-            "generation {generation} is not yet on every reachable pool member"
-        )));
+    let tenure = began.unwrap_or_else(|| server.membership.tenure());
+    if let Err(why) = server.membership.wait_replicated(generation, tenure).await {
+        tracing::error!(method, generation, ?why, "writes not acknowledged");
+        return Err(why.into());
     }
     if let Err(e) = &outcome {
         tracing::debug!(method, error = %e, "call failed");

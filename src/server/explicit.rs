@@ -355,6 +355,7 @@ pub async fn call(
             &str_arg(&args, 2),
         ),
         ("pool", "internal_ping") => membership::ping(server, &str_arg(&args, 0)),
+        ("pool", "internal_get_master") => membership::get_master(server, &str_arg(&args, 0)),
         ("pool", "internal_dump") => membership::dump(server, &str_arg(&args, 0)),
         ("host", "get_local_database_generation") => {
             Ok(Value::Int(server.db.read().generation() as i64))

@@ -26,6 +26,12 @@
 //! refuses anything from an older epoch than it has seen. An old master that comes back is a
 //! member like any other: the current master's newer epoch makes it follow, and its copy,
 //! stamped with the old epoch, is replaced whole.
+//!
+//! A master also learns on its own that it was replaced: every ping answers the newest epoch
+//! the host has seen, and a host that reports a newer one than this master's (the recovery
+//! pass at start, which runs before any later write is acknowledged, a liveness ping, a refused
+//! change) *deposes* it: it follows that epoch's master at once, and no call in flight is
+//! acknowledged (see [`Membership::wait_replicated`]).
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -91,6 +97,31 @@ pub struct Membership {
     /// Held shared by every ordinary call until its writes are replicated, and exclusively by a
     /// master handover, so that no write can slip in between the last sync and the switch.
     pub write_gate: tokio::sync::RwLock<()>,
+    /// How many times this host was deposed as master (a newer epoch's master replaced it
+    /// without a handover). A call that began under another count is never acknowledged: its
+    /// writes were made by a master whose copy is about to be replaced.
+    tenure: AtomicU64,
+}
+
+/// Why a call's writes are not acknowledged.
+#[derive(Debug)]
+pub enum Unacknowledged {
+    /// This host was deposed while the call ran; the address of the master it follows now.
+    Deposed(String),
+    /// The replicator did not publish the call's generation within the backstop.
+    Late,
+}
+
+impl From<Unacknowledged> for ApiError {
+    fn from(u: Unacknowledged) -> ApiError {
+        match u {
+            // What a member answers: the caller retries on the master that replaced this one.
+            Unacknowledged::Deposed(master) => ApiError::new(code::HOST_IS_SLAVE, [master]),
+            Unacknowledged::Late => {
+                ApiError::internal("the writes are not yet on every reachable pool member")
+            }
+        }
+    }
 }
 
 /// What a joining host sends the master about itself.
@@ -132,6 +163,7 @@ impl Membership {
             unreachable: Mutex::new(HashSet::new()),
             misses: Mutex::new(HashMap::new()),
             write_gate: tokio::sync::RwLock::new(()),
+            tenure: AtomicU64::new(0),
         }
     }
 
@@ -173,17 +205,66 @@ impl Membership {
         }
     }
 
-    /// Wait until every change up to `generation` has been replicated (masters only). False if
-    /// that did not happen within a generous backstop: the caller must not acknowledge then.
-    pub async fn wait_replicated(&self, generation: u64) -> bool {
-        if self.role() != PoolRole::Master {
-            return true;
+    /// The tenure a call begins in: pass it to [`Membership::wait_replicated`].
+    pub fn tenure(&self) -> u64 {
+        self.tenure.load(Ordering::SeqCst)
+    }
+
+    /// Wait until every change up to `generation` has been replicated (masters only), for a
+    /// call that began in `tenure`. An error means the caller must not acknowledge: this host
+    /// was deposed meanwhile (its writes will be replaced by the new master's copy), or the
+    /// replication did not happen within a generous backstop.
+    pub async fn wait_replicated(
+        &self,
+        generation: u64,
+        tenure: u64,
+    ) -> Result<(), Unacknowledged> {
+        // A deposition changes the role and ends the tenure together (`follow_master`), so a call
+        // that sees the member role here sees the tenure it began in only if it began as a
+        // member, and then it wrote nothing as master.
+        let role = self.role();
+        self.check_tenure(tenure)?;
+        if role != PoolRole::Master {
+            return Ok(());
         }
         let mut rx = self.replicated.subscribe();
         let wait = rx.wait_for(|g| *g >= generation);
-        // The replicator always moves on (every push is bounded), so this is only a backstop.
+        // The replicator always moves on (every push is bounded, and once deposed it publishes
+        // without pushing), so this is only a backstop.
         let outcome = tokio::time::timeout(Duration::from_secs(60), wait).await;
-        matches!(outcome, Ok(Ok(_)))
+        self.check_tenure(tenure)?;
+        match outcome {
+            Ok(Ok(_)) => Ok(()),
+            _ => Err(Unacknowledged::Late),
+        }
+    }
+
+    fn check_tenure(&self, tenure: u64) -> Result<(), Unacknowledged> {
+        if self.tenure() == tenure {
+            return Ok(());
+        }
+        match self.role() {
+            PoolRole::Member { master } => Err(Unacknowledged::Deposed(master)),
+            // Deposed, then made master again (an emergency transition): still another tenure.
+            PoolRole::Master => Err(Unacknowledged::Late),
+        }
+    }
+
+    fn set_role(&self, role: PoolRole) {
+        *self.role.write().unwrap_or_else(|e| e.into_inner()) = role;
+    }
+
+    /// Follow `master`. A master that becomes a member this way was replaced without a
+    /// handover, so its tenure ends in the same step: no call that wrote as master can be
+    /// acknowledged from now on.
+    fn follow_master(&self, master: &str) {
+        let mut role = self.role.write().unwrap_or_else(|e| e.into_inner());
+        if *role == PoolRole::Master {
+            self.tenure.fetch_add(1, Ordering::SeqCst);
+        }
+        *role = PoolRole::Member {
+            master: master.to_string(),
+        };
     }
 
     fn mark_reachable(&self, host: &str, reachable: bool) {
@@ -252,10 +333,15 @@ async fn replicator(server: Arc<Server>, mut rx: mpsc::UnboundedReceiver<Job>) {
     while let Some(job) = rx.recv().await {
         match job {
             Job::Replicate(changes) => {
-                if server.membership.role() == PoolRole::Master {
-                    for (host, address) in members(&server) {
-                        if server.membership.is_reachable(&host) {
-                            if let Err(e) = push(&server, &address, &changes).await {
+                for (host, address) in members(&server) {
+                    // Once deposed this host pushes nothing more; the generations are still
+                    // published, so waiting calls wake up and learn they were not acknowledged.
+                    if server.membership.role() != PoolRole::Master {
+                        break;
+                    }
+                    if server.membership.is_reachable(&host) {
+                        if let Err(e) = push(&server, &address, &changes).await {
+                            if !replaced(&server, &address, &e).await {
                                 tracing::warn!(host = %address, error = %e, "member missed a change; marking it unreachable");
                                 set_unreachable(&server, &host);
                             }
@@ -271,7 +357,9 @@ async fn replicator(server: Arc<Server>, mut rx: mpsc::UnboundedReceiver<Job>) {
                 let _ = done.send(recover(&server, &host).await);
             }
             Job::Rejoin(host) => {
-                if server.membership.role() == PoolRole::Master && !recover(&server, &host).await {
+                let is_master = || server.membership.role() == PoolRole::Master;
+                // A recovery that deposed this host leaves it a member: it records nothing.
+                if is_master() && !recover(&server, &host).await && is_master() {
                     tracing::warn!(%host, "a member did not rejoin this master; marking it not live");
                     set_unreachable(&server, &host);
                 }
@@ -319,8 +407,9 @@ async fn send_dump(server: &Server, address: &str) -> Result<(), PeerError> {
 }
 
 /// Bring an unreachable member back: it must answer, then it gets the whole database if its
-/// generation differs, then it is reachable and live again.
-async fn recover(server: &Server, host: &str) -> bool {
+/// generation differs, then it is reachable and live again. A member that answers from a
+/// newer epoch than this master's deposes it instead (see [`depose`]).
+async fn recover(server: &Arc<Server>, host: &str) -> bool {
     let Some(address) = server
         .db
         .read()
@@ -336,7 +425,15 @@ async fn recover(server: &Server, host: &str) -> bool {
         .call(&address, "pool.internal_ping", vec![Value::str(m.secret())])
         .await
     {
-        Ok(v) => stamp_of(&v),
+        Ok(v) => {
+            // The pool moved on while this master was away: it must not bring anyone back,
+            // nor acknowledge anything, but follow the newer master.
+            if let Some((epoch, master)) = replaced_by(server, &address, &v).await {
+                depose(server, epoch, &master);
+                return false;
+            }
+            stamp_of(&v)
+        }
         Err(_) => return false,
     };
     // It may still follow an old master (after a handover it missed): this one is its master.
@@ -350,14 +447,18 @@ async fn recover(server: &Server, host: &str) -> bool {
         .call(&address, "pool.internal_set_master", follow)
         .await
     {
-        tracing::warn!(host = %address, error = %e, "a member would not follow this master");
+        if !replaced(server, &address, &e).await {
+            tracing::warn!(host = %address, error = %e, "a member would not follow this master");
+        }
         return false;
     }
     // Only a copy with the very same stamp holds the same state; any other (older, or written
     // by another master, even at the same generation) is replaced whole.
     if theirs != Some(server.db.read().stamp()) {
         if let Err(e) = send_dump(server, &address).await {
-            tracing::warn!(host = %address, error = %e, "could not bring a member up to date");
+            if !replaced(server, &address, &e).await {
+                tracing::warn!(host = %address, error = %e, "could not bring a member up to date");
+            }
             return false;
         }
     }
@@ -425,6 +526,95 @@ async fn recover(server: &Server, host: &str) -> bool {
     true
 }
 
+/// The master that replaced this one, if the host at `address` answered a ping (`answer`)
+/// from a newer epoch than this host has seen: the master that host follows, or itself.
+async fn replaced_by(server: &Server, address: &str, answer: &Value) -> Option<(u64, String)> {
+    let epoch = answer.as_struct()?.get("pool_epoch")?.as_int()?;
+    let epoch = u64::try_from(epoch).ok()?;
+    let m = &server.membership;
+    if epoch <= m.epoch() {
+        return None;
+    }
+    let master = m
+        .peers
+        .call(
+            address,
+            "pool.internal_get_master",
+            vec![Value::str(m.secret())],
+        )
+        .await
+        .ok()?;
+    let master = master.as_str().filter(|a| !a.is_empty()).unwrap_or(address);
+    Some((epoch, master.to_string()))
+}
+
+/// After a member at `address` refused something (`error`): ask it whether it follows a newer
+/// master, and if so step down. True if this host was deposed.
+async fn replaced(server: &Arc<Server>, address: &str, error: &PeerError) -> bool {
+    // Only a refusal can come from a newer epoch; a silent host says nothing either way.
+    if !matches!(error, PeerError::Api(_)) {
+        return false;
+    }
+    let m = &server.membership;
+    let Ok(answer) = m
+        .peers
+        .call(address, "pool.internal_ping", vec![Value::str(m.secret())])
+        .await
+    else {
+        return false;
+    };
+    match replaced_by(server, address, &answer).await {
+        Some((epoch, master)) => {
+            depose(server, epoch, &master);
+            true
+        }
+        None => false,
+    }
+}
+
+/// A host answered from a newer epoch: the pool moved on while this master was away (an
+/// emergency transition, or an election it missed). Step down at once, as
+/// `pool.internal_set_master` with that epoch would make it: the tenure ends with the role
+/// change, before anything is recorded, so no call that wrote as master is acknowledged (those
+/// in flight are answered `HOST_IS_SLAVE`, as are later ones); then ask the new master to
+/// replace this host's copy with its own rather than wait for its next ping.
+fn depose(server: &Arc<Server>, epoch: u64, master: &str) {
+    let m = &server.membership;
+    if m.role() != PoolRole::Master || epoch <= m.epoch() {
+        return;
+    }
+    tracing::warn!(
+        master,
+        epoch,
+        mine = m.epoch(),
+        "the pool has a newer master: stepping down"
+    );
+    m.epoch.store(epoch, Ordering::SeqCst);
+    m.follow_master(master);
+    if let Err(e) = follow(server, master) {
+        tracing::error!(error = %e, "could not record the new master durably");
+    }
+    m.unreachable
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .clear();
+    m.misses.lock().unwrap_or_else(|e| e.into_inner()).clear();
+    server.ha.confirm_master();
+    let (server, master) = (server.clone(), master.to_string());
+    tokio::spawn(async move {
+        let m = &server.membership;
+        let ready = vec![Value::str(m.secret()), Value::str(server.this_host.clone())];
+        if let Err(e) = m
+            .peers
+            .call(&master, "pool.internal_member_ready", ready)
+            .await
+        {
+            // Its liveness pings bring this host back in any case.
+            tracing::warn!(%master, error = %e, "the new master did not take this host back yet");
+        }
+    });
+}
+
 fn set_unreachable(server: &Server, host: &str) {
     // Not live first: while the record still says live, changes keep going to the member.
     set_live(server, host, false);
@@ -485,11 +675,11 @@ async fn liveness(server: Arc<Server>) {
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
-        if server.membership.role() != PoolRole::Master {
-            continue;
-        }
         for (host, address) in members(&server) {
             let m = &server.membership;
+            if m.role() != PoolRole::Master {
+                break;
+            }
             if !m.is_reachable(&host) {
                 // Ask first, outside the replication queue: a dead host would otherwise hold
                 // every write up for a whole peer timeout on each tick. Only a host that
@@ -511,11 +701,17 @@ async fn liveness(server: Arc<Server>) {
                 }
                 continue;
             }
-            let answered = m
+            let answer = m
                 .peers
                 .call(&address, "pool.internal_ping", vec![Value::str(m.secret())])
-                .await
-                .is_ok();
+                .await;
+            if let Ok(v) = &answer {
+                if let Some((epoch, master)) = replaced_by(&server, &address, v).await {
+                    depose(&server, epoch, &master);
+                    break;
+                }
+            }
+            let answered = answer.is_ok();
             let misses = count_miss(m, &host, answered);
             if misses >= MISSES_BEFORE_NOT_LIVE {
                 tracing::warn!(host = %address, misses, "member stopped answering; marking it not live");
@@ -597,10 +793,26 @@ pub fn restore(server: &Server, secret: &str, epoch: i64, dump: &str) -> Result<
     Ok(Value::void())
 }
 
-/// `pool.internal_ping`: the stamp of this host's copy of the database.
+/// `pool.internal_ping`: the stamp of this host's copy of the database, with the newest epoch
+/// this host has seen (`pool_epoch`), so that a master learns from any host it pings that the
+/// pool has moved on without it.
 pub fn ping(server: &Server, secret: &str) -> Result<Value, ApiError> {
+    let m = &server.membership;
+    m.check_secret(secret)?;
+    let mut answer = stamp_value(server.db.read().stamp());
+    if let Value::Struct(fields) = &mut answer {
+        fields.insert("pool_epoch".into(), Value::Int(m.epoch() as i64));
+    }
+    Ok(answer)
+}
+
+/// `pool.internal_get_master`: the address of the master this host follows, empty on a master.
+pub fn get_master(server: &Server, secret: &str) -> Result<Value, ApiError> {
     server.membership.check_secret(secret)?;
-    Ok(stamp_value(server.db.read().stamp()))
+    Ok(Value::Str(match server.membership.role() {
+        PoolRole::Master => String::new(),
+        PoolRole::Member { master } => master,
+    }))
 }
 
 /// A stamp on the wire: `{"epoch": E, "generation": G}`.
@@ -663,7 +875,7 @@ pub async fn adopt_freshest_copy(server: &Server, addresses: &[String]) {
     };
     let fetched = m
         .peers
-        .call(address, "pool.internal_dump", vec![Value::str(m.secret())])
+        .call_for_copy(address, "pool.internal_dump", vec![Value::str(m.secret())])
         .await;
     let dump = fetched
         .ok()
@@ -751,8 +963,9 @@ pub async fn join(
         .await
         .map_err(connection_failed)?;
     let info = serde_json::to_string(&info).expect("host info serialises");
+    // The reply holds the whole database.
     let reply = peers
-        .call(
+        .call_for_copy(
             master,
             "pool.internal_add_host",
             vec![session.clone(), Value::Str(info), Value::Bool(force)],
@@ -777,13 +990,9 @@ pub async fn join(
         .write()
         .unwrap_or_else(|e| e.into_inner()) = reply.secret.clone();
     server.db.set_write_epoch(MEMBER_WRITE_EPOCH);
-    *server
-        .membership
-        .role
-        .write()
-        .unwrap_or_else(|e| e.into_inner()) = PoolRole::Member {
+    server.membership.set_role(PoolRole::Member {
         master: master.to_string(),
-    };
+    });
     tracing::info!(master, "joined the pool");
     // Ask the master to bring us up to date with anything written since the dump.
     peers
@@ -1142,11 +1351,7 @@ pub async fn designate(server: &Server, target: &str) -> Result<Value, ApiError>
     // No ordinary call runs while we hold this: every earlier one has been replicated.
     let _gate = m.write_gate.write().await;
     let stamp = server.db.read().stamp();
-    if !m.wait_replicated(stamp.generation).await {
-        return Err(ApiError::internal(
-            "earlier writes are not yet on every reachable member",
-        ));
-    }
+    m.wait_replicated(stamp.generation, m.tenure()).await?;
     let offline = |_| ApiError::new("HOST_OFFLINE", [target]);
     let theirs = m
         .peers
@@ -1196,9 +1401,10 @@ fn step_down(server: &Server, master: &str, epoch: u64) -> Result<(), ApiError> 
     m.epoch.store(epoch, Ordering::SeqCst);
     save_role(server, Some(master.to_string()))?;
     server.db.set_write_epoch(MEMBER_WRITE_EPOCH);
-    *m.role.write().unwrap_or_else(|e| e.into_inner()) = PoolRole::Member {
+    // No tenure ends: the handover holds the write gate, so no call is in flight.
+    m.set_role(PoolRole::Member {
         master: master.to_string(),
-    };
+    });
     m.unreachable
         .lock()
         .unwrap_or_else(|e| e.into_inner())
@@ -1217,7 +1423,7 @@ pub fn become_master(server: &Server, secret: &str, epoch: i64) -> Result<Value,
     // Every write from here on carries the new epoch, starting with the one below, so no copy
     // written by an earlier master can be taken for this one's state.
     server.db.set_write_epoch(epoch as u64);
-    *m.role.write().unwrap_or_else(|e| e.into_inner()) = PoolRole::Master;
+    m.set_role(PoolRole::Master);
     // Every other host is brought up to date (and told who the master is) before it gets changes.
     rejoin_all(server);
     let this = server.this_host.clone();
@@ -1287,13 +1493,7 @@ pub fn set_master(
 fn follow(server: &Server, address: &str) -> Result<(), ApiError> {
     save_role(server, Some(address.to_string()))?;
     server.db.set_write_epoch(MEMBER_WRITE_EPOCH);
-    *server
-        .membership
-        .role
-        .write()
-        .unwrap_or_else(|e| e.into_inner()) = PoolRole::Member {
-        master: address.to_string(),
-    };
+    server.membership.follow_master(address);
     Ok(())
 }
 

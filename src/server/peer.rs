@@ -22,6 +22,13 @@ pub const SECRET_HEADER: &str = "x-xenha-pool-secret";
 /// Header carrying the master's epoch on [`DATABASE_PATH`].
 pub const EPOCH_HEADER: &str = "x-xenha-pool-epoch";
 
+/// The slowest transfer a full database copy is allowed: a copy may take as long as sending
+/// it at this rate (plus the peer timeout) before the member counts as unreachable. A pool
+/// link slower than 1 MiB/s is not one a pool can run on; a fixed timeout would instead make a
+/// database beyond a few megabytes impossible to copy at all, and the member could never
+/// come back.
+pub const SLOWEST_COPY_BYTES_PER_SEC: u64 = 1 << 20;
+
 /// Why a call to a peer failed.
 #[derive(Debug, thiserror::Error)]
 pub enum PeerError {
@@ -43,8 +50,13 @@ pub struct Peers {
     /// with its grace period): only connecting is bounded. The caller decides how long to
     /// wait, as it would talking to the master directly.
     patient: reqwest::Client,
+    /// For fetching a whole database copy, whose size is not known before it arrives: as long
+    /// as the peer keeps sending (each read bounded by the timeout), the copy may take as long
+    /// as it takes.
+    copying: reqwest::Client,
     scheme: String,
     port: u16,
+    timeout: Duration,
 }
 
 impl Peers {
@@ -62,11 +74,19 @@ impl Peers {
             .build()
             .expect("building the intra-pool HTTP client")
         };
+        let copying = reqwest::Client::builder()
+            .tls_danger_accept_invalid_certs(true)
+            .connect_timeout(timeout)
+            .read_timeout(timeout)
+            .build()
+            .expect("building the intra-pool HTTP client");
         Peers {
             client: build(Some(timeout)),
             patient: build(None),
+            copying,
             scheme: scheme.to_string(),
             port,
+            timeout,
         }
     }
 
@@ -93,6 +113,17 @@ impl Peers {
         params: Vec<Value>,
     ) -> Result<Value, PeerError> {
         self.call_with(&self.patient, address, method, params).await
+    }
+
+    /// Call `method` on the host at `address` for an answer that holds a whole database copy:
+    /// bounded by progress (each read within the peer timeout), not by its total duration.
+    pub async fn call_for_copy(
+        &self,
+        address: &str,
+        method: &str,
+        params: Vec<Value>,
+    ) -> Result<Value, PeerError> {
+        self.call_with(&self.copying, address, method, params).await
     }
 
     async fn call_with(
@@ -123,7 +154,14 @@ impl Peers {
         }
     }
 
-    /// Send the host at `address` the whole pool database (a serialised dump).
+    /// How long sending a database copy of `bytes` may take: the peer timeout (connecting, the
+    /// member's commit) plus the transfer at [`SLOWEST_COPY_BYTES_PER_SEC`].
+    pub fn copy_timeout(&self, bytes: usize) -> Duration {
+        self.timeout + Duration::from_secs_f64(bytes as f64 / SLOWEST_COPY_BYTES_PER_SEC as f64)
+    }
+
+    /// Send the host at `address` the whole pool database (a serialised dump), bounded by
+    /// [`Peers::copy_timeout`] for its size rather than the housekeeping timeout.
     pub async fn send_database(
         &self,
         address: &str,
@@ -132,8 +170,9 @@ impl Peers {
         dump: String,
     ) -> Result<(), PeerError> {
         let request = self
-            .client
+            .patient
             .post(self.url(address, DATABASE_PATH))
+            .timeout(self.copy_timeout(dump.len()))
             .header(SECRET_HEADER, secret)
             .header(EPOCH_HEADER, epoch.to_string())
             .body(dump);
@@ -169,5 +208,22 @@ impl Peers {
             .await
             .map_err(|e| PeerError::Unreachable(format!("{address}: {e}")))?;
         Ok((status, content_type, bytes))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_database_copy_may_take_longer_the_larger_it_is() {
+        let peers = Peers::new("http", 1, Duration::from_secs(3));
+        assert_eq!(peers.copy_timeout(0), Duration::from_secs(3));
+        // 64 MiB at the slowest allowed rate: 64 s on top of the housekeeping timeout.
+        assert_eq!(
+            peers.copy_timeout(64 << 20),
+            Duration::from_secs(3 + 64 * (1 << 20) / SLOWEST_COPY_BYTES_PER_SEC)
+        );
+        assert!(peers.copy_timeout(1 << 30) > peers.copy_timeout(64 << 20));
     }
 }

@@ -46,6 +46,7 @@ pub async fn start(
     inner: &str,
     params: Vec<Value>,
 ) -> Result<Value, ApiError> {
+    let tenure = server.membership.tenure();
     let admitted = dispatch::admit(server, called, inner, params.clone())?;
     let caller = admitted.session.expect("async calls need a session");
     let void = admitted.msg.result.is_none();
@@ -63,8 +64,12 @@ pub async fn start(
                 ],
             ))
         })?;
+        // The task ref is an acknowledgement too: not before the task is replicated.
         let generation = server.db.read().generation();
-        server.membership.wait_replicated(generation).await;
+        server
+            .membership
+            .wait_replicated(generation, tenure)
+            .await?;
         task
     };
     server
@@ -75,9 +80,11 @@ pub async fn start(
     tokio::spawn(async move {
         let outcome = dispatch::run(&server, transport, &inner, params).await;
         let _gate = server.membership.write_gate.read().await;
+        let tenure = server.membership.tenure();
         finish(&server, &background_task, void, outcome);
+        // Nobody waits for this answer; waiting keeps the gate until the outcome is replicated.
         let generation = server.db.read().generation();
-        server.membership.wait_replicated(generation).await;
+        let _ = server.membership.wait_replicated(generation, tenure).await;
     });
     Ok(Value::Str(task))
 }
