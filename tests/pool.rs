@@ -1043,3 +1043,75 @@ fn restarted_master_after_an_emergency_transition(ips: [&str; 3], slow_members: 
     }
     assert!(slave_of_new_master(&hosts[0]), "{}", hosts[0].log());
 }
+
+/// Hung members (SIGSTOP: their sockets still accept, nothing answers) are pinged at once, each
+/// ping bounded on its own, so two of them are both recorded not live within the documented
+/// bound, not one after the other; once resumed, both are brought back.
+#[test]
+fn hung_members_are_recorded_not_live_within_the_documented_bound() {
+    use xenha::server::membership::NOT_LIVE_WITHIN;
+    let port = std::net::TcpListener::bind("127.0.14.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let ips = ["127.0.14.1", "127.0.14.2", "127.0.14.3", "127.0.14.4"];
+    let hosts: Vec<TestDaemon> = ips
+        .iter()
+        .map(|ip| TestDaemon::start_at(ip, port, &[]))
+        .collect();
+    for h in &hosts[1..] {
+        let s = ok(tcp(
+            h,
+            "session.login_with_password",
+            json!(["root", PASSWORD]),
+        ));
+        ok(tcp(h, "pool.join", json!([s, ips[0], "root", PASSWORD])));
+    }
+    let master = &hosts[0];
+    let s = local_session(master);
+    let hung = [
+        host_by_address(master, &s, ips[1]),
+        host_by_address(master, &s, ips[2]),
+    ];
+    let answering = host_by_address(master, &s, ips[3]);
+    assert!(hung.iter().all(|h| live_of(master, &s, h)));
+    let logs = || {
+        hosts
+            .iter()
+            .zip(ips)
+            .map(|(h, ip)| format!("==== {ip}\n{}", h.log()))
+            .collect::<String>()
+    };
+
+    let paused = [hosts[1].pause(), hosts[2].pause()];
+    let frozen = Instant::now();
+    // The bound, plus slack for a loaded machine; a deadline, not a measure of speed.
+    let deadline = frozen + NOT_LIVE_WITHIN + Duration::from_secs(5);
+    while hung.iter().any(|h| live_of(master, &s, h)) {
+        assert!(
+            Instant::now() < deadline,
+            "hung members still recorded live {:?} after they froze\n{}",
+            frozen.elapsed(),
+            logs()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(live_of(master, &s, &answering), "{}", logs());
+    let messages = ok(local(master, "message.get_all_records", json!([s])));
+    let not_live = messages
+        .as_object()
+        .unwrap()
+        .values()
+        .filter(|m| m["name"] == json!("HOST_NOT_LIVE"))
+        .count();
+    assert_eq!(not_live, 2, "{messages}");
+
+    drop(paused);
+    wait_for(
+        "the resumed members to be live again",
+        Duration::from_secs(30),
+        || hung.iter().all(|h| live_of(master, &s, h)),
+    );
+    assert!(live_of(master, &s, &answering));
+}

@@ -11,9 +11,10 @@
 //! produced is replicated, so an acknowledged write is on every reachable member.
 //!
 //! A member that does not answer is marked unreachable at once (the replicator stops waiting
-//! for it) and its `host_metrics.live` is set false. The liveness task pings members every
-//! [`PING_INTERVAL`]; a member that misses [`MISSES_BEFORE_NOT_LIVE`] pings in a row is marked
-//! the same way, whether it was reachable or not (one already dead when this master started or
+//! for it) and its `host_metrics.live` is set false. The liveness task pings all members at
+//! once every [`PING_INTERVAL`], each ping bounded by its own [`PING_TIMEOUT`] so that hung
+//! members do not delay each other; a member that misses [`MISSES_BEFORE_NOT_LIVE`] pings in a
+//! row is marked the same way (within [`NOT_LIVE_WITHIN`]), whether it was reachable or not (one already dead when this master started or
 //! took over still has `live` true in the record it inherited). An unreachable member that
 //! answers again is told who the master is, brought up to date with a full copy of the
 //! database unless its copy has the master's very [`Stamp`], through the same queue so it
@@ -52,8 +53,22 @@ use crate::server::str_field;
 
 /// How often the master checks on its members.
 pub const PING_INTERVAL: Duration = Duration::from_secs(1);
+/// How long one liveness ping may take. Members are pinged all at once, each bounded by this
+/// on its own, so a round of pings takes at most this long however many members are hung.
+/// It is shorter than the peer timeout because a live host answers a ping at once.
+pub const PING_TIMEOUT: Duration = Duration::from_secs(1);
 /// Missed pings after which a member is declared not live.
 pub const MISSES_BEFORE_NOT_LIVE: u32 = 3;
+/// The longest a member that falls silent (dead, hung or cut off) stays recorded live,
+/// however many members fall silent at once. A round of pings starts every [`PING_INTERVAL`],
+/// or as soon as the previous one ended if that took longer: at most [`PING_TIMEOUT`] plus the
+/// records it writes. The member's third miss in a row is counted by the end of the third
+/// round that starts after it fell silent, so within 3 rounds and one ping timeout; that is
+/// within this bound as long as the records one round writes take under half a second (each
+/// is one small commit). A change that finds the member silent records it sooner.
+pub const NOT_LIVE_WITHIN: Duration = Duration::from_millis(
+    MISSES_BEFORE_NOT_LIVE as u64 * (PING_INTERVAL.as_millis() + PING_TIMEOUT.as_millis()) as u64,
+);
 /// The epoch a member stamps any write of its own with. Only the master writes the pool's
 /// state; should a member ever write, its copy is stamped with an epoch no master has, so it
 /// never passes for a master's state: the next change finds a gap and a full copy replaces it,
@@ -673,52 +688,99 @@ fn set_live(server: &Server, host: &str, live: bool) {
 async fn liveness(server: Arc<Server>) {
     let mut tick = tokio::time::interval(PING_INTERVAL);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // Members being brought back right now: a recovery may take a while (a full copy), and the
+    // next rounds must neither wait for it nor start a second one.
+    let recovering: Arc<Mutex<HashSet<String>>> = Arc::default();
     loop {
         tick.tick().await;
+        if server.membership.role() != PoolRole::Master {
+            continue;
+        }
+        // Every member at once, each ping bounded on its own: a hung member costs its own
+        // ping, not everyone's, so a round lasts at most one PING_TIMEOUT however many
+        // members are silent.
+        let mut pings = tokio::task::JoinSet::new();
         for (host, address) in members(&server) {
-            let m = &server.membership;
-            if m.role() != PoolRole::Master {
+            let server = server.clone();
+            pings.spawn(async move {
+                let m = &server.membership;
+                let answer = m
+                    .peers
+                    .call_within(
+                        PING_TIMEOUT,
+                        &address,
+                        "pool.internal_ping",
+                        vec![Value::str(m.secret())],
+                    )
+                    .await;
+                (host, address, answer)
+            });
+        }
+        while let Some(pinged) = pings.join_next().await {
+            let Ok((host, address, answer)) = pinged else {
+                continue;
+            };
+            if server.membership.role() != PoolRole::Master {
                 break;
             }
-            if !m.is_reachable(&host) {
-                // Ask first, outside the replication queue: a dead host would otherwise hold
-                // every write up for a whole peer timeout on each tick. Only a host that
-                // answers is brought back, through the queue so no change can overtake it.
-                let answers = m
-                    .peers
-                    .call(&address, "pool.internal_ping", vec![Value::str(m.secret())])
-                    .await
-                    .is_ok();
-                if answers {
-                    let (tx, rx) = oneshot::channel();
-                    let _ = m.jobs.send(Job::Recover(host.clone(), tx));
-                    let _ = rx.await;
-                } else if count_miss(m, &host, false) >= MISSES_BEFORE_NOT_LIVE {
-                    // A host already dead when this master started (or took over) was never
-                    // reachable here, but its record may still say live: the same timeout
-                    // holds for it. `set_live` writes (and tells) only a change.
-                    set_live(&server, &host, false);
-                }
-                continue;
-            }
-            let answer = m
-                .peers
-                .call(&address, "pool.internal_ping", vec![Value::str(m.secret())])
-                .await;
-            if let Ok(v) = &answer {
-                if let Some((epoch, master)) = replaced_by(&server, &address, v).await {
-                    depose(&server, epoch, &master);
-                    break;
-                }
-            }
-            let answered = answer.is_ok();
-            let misses = count_miss(m, &host, answered);
-            if misses >= MISSES_BEFORE_NOT_LIVE {
-                tracing::warn!(host = %address, misses, "member stopped answering; marking it not live");
-                set_unreachable(&server, &host);
+            if !pinged_member(&server, &recovering, &host, &address, answer).await {
+                break;
             }
         }
     }
+}
+
+/// Act on one liveness ping of `host` (at `address`). False if it deposed this master.
+async fn pinged_member(
+    server: &Arc<Server>,
+    recovering: &Arc<Mutex<HashSet<String>>>,
+    host: &str,
+    address: &str,
+    answer: Result<Value, PeerError>,
+) -> bool {
+    let m = &server.membership;
+    if !m.is_reachable(host) {
+        // The ping was asked outside the replication queue: a dead host would otherwise hold
+        // every write up on each round. Only a host that answers is brought back, through the
+        // queue so no change can overtake it, and without holding up the next rounds.
+        if answer.is_ok() {
+            let fresh = recovering
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(host.to_string());
+            if fresh {
+                let (server, recovering, host) =
+                    (server.clone(), recovering.clone(), host.to_string());
+                tokio::spawn(async move {
+                    let (tx, rx) = oneshot::channel();
+                    let _ = server.membership.jobs.send(Job::Recover(host.clone(), tx));
+                    let _ = rx.await;
+                    recovering
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .remove(&host);
+                });
+            }
+        } else if count_miss(m, host, false) >= MISSES_BEFORE_NOT_LIVE {
+            // A host already dead when this master started (or took over) was never
+            // reachable here, but its record may still say live: the same timeout holds for
+            // it. `set_live` writes (and tells) only a change.
+            set_live(server, host, false);
+        }
+        return true;
+    }
+    if let Ok(v) = &answer {
+        if let Some((epoch, master)) = replaced_by(server, address, v).await {
+            depose(server, epoch, &master);
+            return false;
+        }
+    }
+    let misses = count_miss(m, host, answer.is_ok());
+    if misses >= MISSES_BEFORE_NOT_LIVE {
+        tracing::warn!(host = %address, misses, "member stopped answering; marking it not live");
+        set_unreachable(server, host);
+    }
+    true
 }
 
 /// Count one ping of `host`: the pings it has missed in a row so far.
