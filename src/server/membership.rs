@@ -369,7 +369,10 @@ async fn replicator(server: Arc<Server>, mut rx: mpsc::UnboundedReceiver<Job>) {
                     .send_replace(changes.generation);
             }
             Job::Recover(host, done) => {
-                let _ = done.send(recover(&server, &host).await);
+                // Queued while this host was master, run after it stepped down: only a master
+                // brings members back.
+                let master = server.membership.role() == PoolRole::Master;
+                let _ = done.send(master && recover(&server, &host).await);
             }
             Job::Rejoin(host) => {
                 let is_master = || server.membership.role() == PoolRole::Master;
@@ -1009,34 +1012,31 @@ pub async fn join(
         }
     };
     let peers = &server.membership.peers;
-    let connection_failed = |e: PeerError| match e {
+    let connection_failed = |master: &str, e: PeerError| match e {
         PeerError::Api(e) => e,
         PeerError::Unreachable(why) => {
             tracing::warn!(master, %why, "cannot reach the pool master");
             ApiError::new::<String>("JOINING_HOST_CONNECTION_FAILED", [])
         }
     };
-    let session = peers
-        .call(
-            master,
-            "session.login_with_password",
-            vec![Value::str(user), Value::str(password)],
-        )
-        .await
-        .map_err(connection_failed)?;
     let info = serde_json::to_string(&info).expect("host info serialises");
-    // The reply holds the whole database.
-    let reply = peers
-        .call_for_copy(
-            master,
-            "pool.internal_add_host",
-            vec![session.clone(), Value::Str(info), Value::Bool(force)],
-        )
-        .await
-        .map_err(connection_failed);
-    let _ = peers.call(master, "session.logout", vec![session]).await;
-    let reply: JoinReply = serde_json::from_str(reply?.as_str().unwrap_or_default())
-        .map_err(|e| ApiError::internal(format!("bad join reply: {e}")))?;
+    // The host asked may have handed the master role over (or been replaced) before it could
+    // add us; it then answers as a member, naming its master, and we ask there.
+    let mut master = master.to_string();
+    let mut hops = 0;
+    let reply = loop {
+        match ask_to_join(peers, &master, user, password, &info, force).await {
+            Ok(reply) => break reply,
+            Err(e) => match redirected(&e) {
+                Some(next) if hops < MAX_MASTER_HOPS => {
+                    tracing::info!(from = %master, to = %next, "the host asked is not the master; asking its master");
+                    master = next;
+                    hops += 1;
+                }
+                _ => return Err(connection_failed(&master, e)),
+            },
+        }
+    };
 
     // Become a member: the secret and the database first, the inventory last, so a crash in
     // between restarts this host as the master of its old pool rather than a half-member.
@@ -1044,41 +1044,108 @@ pub async fn join(
         inventory::write_secret(dir, &reply.secret).map_err(ApiError::internal)?;
     }
     server.db.restore(&reply.dump).map_err(ApiError::internal)?;
-    server.membership.epoch.store(reply.epoch, Ordering::SeqCst);
-    save_role(server, Some(master.to_string()))?;
+    // Never lower the epoch: a master that took over meanwhile may already have told us its own.
+    server
+        .membership
+        .epoch
+        .fetch_max(reply.epoch, Ordering::SeqCst);
     *server
         .membership
         .secret
         .write()
         .unwrap_or_else(|e| e.into_inner()) = reply.secret.clone();
     server.db.set_write_epoch(MEMBER_WRITE_EPOCH);
-    server.membership.set_role(PoolRole::Member {
-        master: master.to_string(),
-    });
-    tracing::info!(master, "joined the pool");
-    // Ask the master to bring us up to date with anything written since the dump.
-    peers
+    {
+        // With the pool secret known, a master that took over since we were added may bring
+        // us back at once (it has our records) and make us follow it: keep following it.
+        let mut role = server
+            .membership
+            .role
+            .write()
+            .unwrap_or_else(|e| e.into_inner());
+        if let PoolRole::Member { master: newer } = &*role {
+            master = newer.clone();
+        }
+        save_role(server, Some(master.clone()))?;
+        *role = PoolRole::Member {
+            master: master.clone(),
+        };
+    }
+    tracing::info!(%master, "joined the pool");
+    // Ask the master to bring us up to date with anything written since the dump. If it has
+    // handed the role over since it added us, the new master has our records (the handover
+    // waited for the addition to be replicated): follow it and ask it instead.
+    loop {
+        let ready = vec![
+            Value::Str(reply.secret.clone()),
+            Value::str(server.this_host.clone()),
+        ];
+        match peers
+            .call(&master, "pool.internal_member_ready", ready)
+            .await
+        {
+            Ok(_) => return Ok(Value::void()),
+            Err(e) => match redirected(&e) {
+                Some(next) if hops < MAX_MASTER_HOPS => {
+                    tracing::info!(from = %master, to = %next, "the pool has a new master; following it");
+                    follow(server, &next)?;
+                    master = next;
+                    hops += 1;
+                }
+                _ => return Err(connection_failed(&master, e)),
+            },
+        }
+    }
+}
+
+/// How many times a joining host follows a `HOST_IS_SLAVE` answer to the host it names: one
+/// handover during the join needs one; more means the pool keeps changing masters, and the
+/// join gives up rather than chase it.
+const MAX_MASTER_HOPS: usize = 3;
+
+/// The master a `HOST_IS_SLAVE` answer names.
+fn redirected(e: &PeerError) -> Option<String> {
+    match e {
+        PeerError::Api(e) if e.code == code::HOST_IS_SLAVE => {
+            e.params.first().filter(|m| !m.is_empty()).cloned()
+        }
+        _ => None,
+    }
+}
+
+/// Log in to the master at `master` and ask it to add this host (`info`): its answer holds
+/// the pool's secret, epoch and database.
+async fn ask_to_join(
+    peers: &Peers,
+    master: &str,
+    user: &str,
+    password: &str,
+    info: &str,
+    force: bool,
+) -> Result<JoinReply, PeerError> {
+    let session = peers
         .call(
             master,
-            "pool.internal_member_ready",
-            vec![
-                Value::Str(reply.secret),
-                Value::str(server.this_host.clone()),
-            ],
+            "session.login_with_password",
+            vec![Value::str(user), Value::str(password)],
         )
-        .await
-        .map_err(connection_failed)?;
-    Ok(Value::void())
+        .await?;
+    // The reply holds the whole database.
+    let reply = peers
+        .call_for_copy(
+            master,
+            "pool.internal_add_host",
+            vec![session.clone(), Value::str(info), Value::Bool(force)],
+        )
+        .await;
+    let _ = peers.call(master, "session.logout", vec![session]).await;
+    serde_json::from_str(reply?.as_str().unwrap_or_default())
+        .map_err(|e| PeerError::Api(ApiError::internal(format!("bad join reply: {e}"))))
 }
 
 /// `pool.internal_add_host` on the master: check the joining host and add it.
 pub fn add_host(server: &Server, info: &str, force: bool) -> Result<Value, ApiError> {
-    if server.membership.role() != PoolRole::Master {
-        return Err(ApiError::new(
-            code::OPERATION_NOT_ALLOWED,
-            ["this host is not the pool master"],
-        ));
-    }
+    as_master(server)?;
     let info: HostInfo = serde_json::from_str(info)
         .map_err(|e| ApiError::invalid_value("host_info", &e.to_string()))?;
     {
@@ -1138,9 +1205,21 @@ pub fn add_host(server: &Server, info: &str, force: bool) -> Result<Value, ApiEr
     ))
 }
 
+/// Refuse a call only a master may answer, as a member answers: with the master to ask.
+/// (Dispatch refuses them on members already; this keeps each such call safe on its own.)
+fn as_master(server: &Server) -> Result<(), ApiError> {
+    match server.membership.role() {
+        PoolRole::Master => Ok(()),
+        PoolRole::Member { master } => Err(ApiError::new(code::HOST_IS_SLAVE, [master])),
+    }
+}
+
 /// `pool.internal_member_ready` on the master.
 pub async fn member_ready(server: &Server, secret: &str, host: &str) -> Result<Value, ApiError> {
     server.membership.check_secret(secret)?;
+    // A host that stepped down must not bring anyone back: it would tell the member to follow
+    // it, and write what no master will keep.
+    as_master(server)?;
     let (tx, rx) = oneshot::channel();
     let _ = server
         .membership
