@@ -1279,3 +1279,78 @@ fn a_join_racing_a_handover_ends_in_the_new_masters_pool() {
     );
     assert_eq!(r["error"]["data"], json!([ips[1]]), "{r}");
 }
+
+/// Names of the messages `d` (a master) holds.
+fn message_names(d: &TestDaemon) -> Vec<String> {
+    let s = local_session(d);
+    let messages = ok(local(d, "message.get_all_records", json!([s])));
+    messages
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|m| m["name"].as_str().unwrap().to_string())
+        .collect()
+}
+
+/// An emergency transition keeps every acknowledged write only if it reaches a host the old
+/// master recorded live. One that reaches such a host is silent about it; one that reaches
+/// nobody says, in its log and in a pool message, that writes may be missing.
+#[test]
+fn an_emergency_transition_that_reaches_no_live_member_warns() {
+    let port = std::net::TcpListener::bind("127.0.14.31:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let ips = ["127.0.14.31", "127.0.14.32", "127.0.14.33"];
+    let mut hosts: Vec<TestDaemon> = ips
+        .iter()
+        .map(|ip| TestDaemon::start_at(ip, port, &[]))
+        .collect();
+    for h in &hosts[1..] {
+        let s = ok(tcp(
+            h,
+            "session.login_with_password",
+            json!(["root", PASSWORD]),
+        ));
+        ok(tcp(h, "pool.join", json!([s, ips[0], "root", PASSWORD])));
+    }
+    let transition = |d: &TestDaemon| {
+        let s = ok(local(
+            d,
+            "session.slave_local_login_with_password",
+            json!(["root", PASSWORD]),
+        ));
+        ok(local(d, "pool.emergency_transition_to_master", json!([s])));
+    };
+    const UNVERIFIED: &str = "POOL_EMERGENCY_TRANSITION_UNVERIFIED";
+
+    // The master dies; a member takes over and reaches the other, recorded live.
+    hosts[0].kill9();
+    transition(&hosts[1]);
+    assert!(
+        !message_names(&hosts[1]).contains(&UNVERIFIED.to_string()),
+        "{}",
+        hosts[1].log()
+    );
+    wait_for("the last member to follow", Duration::from_secs(20), || {
+        let (a, b) = (copy_of(&hosts[1]), copy_of(&hosts[2]));
+        (a.epoch, a.generation) == (b.epoch, b.generation)
+    });
+
+    // That master dies too; the last host reaches nobody.
+    hosts[1].kill9();
+    transition(&hosts[2]);
+    assert!(
+        message_names(&hosts[2]).contains(&UNVERIFIED.to_string()),
+        "{}",
+        hosts[2].log()
+    );
+    assert!(
+        hosts[2]
+            .log()
+            .contains("reached no member the old master recorded live"),
+        "{}",
+        hosts[2].log()
+    );
+}

@@ -919,16 +919,20 @@ pub fn dump(server: &Server, secret: &str) -> Result<Value, ApiError> {
 /// write the old master acknowledged is lost. Copies order by stamp, epoch first: the copy of
 /// the latest master's history wins over a longer one of an earlier master. Unreachable members
 /// are skipped: every acknowledged write reached every member the old master could reach.
-pub async fn adopt_freshest_copy(server: &Server, addresses: &[String]) {
+///
+/// Returns the addresses that answered.
+pub async fn adopt_freshest_copy(server: &Server, addresses: &[String]) -> Vec<String> {
     let m = &server.membership;
     let mine = server.db.read().stamp();
     let mut best: Option<(Stamp, &String)> = None;
+    let mut answered = Vec::new();
     for address in addresses {
         if let Ok(v) = m
             .peers
             .call(address, "pool.internal_ping", vec![Value::str(m.secret())])
             .await
         {
+            answered.push(address.clone());
             let Some(theirs) = stamp_of(&v) else { continue };
             if theirs > best.map_or(mine, |(s, _)| s) {
                 best = Some((theirs, address));
@@ -936,7 +940,7 @@ pub async fn adopt_freshest_copy(server: &Server, addresses: &[String]) {
         }
     }
     let Some((stamp, address)) = best else {
-        return;
+        return answered;
     };
     let fetched = m
         .peers
@@ -955,6 +959,7 @@ pub async fn adopt_freshest_copy(server: &Server, addresses: &[String]) {
         },
         None => tracing::error!(from = %address, "could not fetch a newer database copy"),
     }
+    answered
 }
 
 // ---- joining ----
@@ -1648,11 +1653,74 @@ pub async fn emergency_transition_to_master(server: &Server) -> Result<Value, Ap
     if server.membership.role() == PoolRole::Master {
         return Ok(Value::void());
     }
-    let others: Vec<String> = members(server).into_iter().map(|(_, a)| a).collect();
-    adopt_freshest_copy(server, &others).await;
+    let others = members(server);
+    let addresses: Vec<String> = others.iter().map(|(_, a)| a.clone()).collect();
+    let answered = adopt_freshest_copy(server, &addresses).await;
+    // Every write the old master acknowledged is on every host it recorded live, so taking
+    // the freshest copy among those that answered loses none of them only if one of those
+    // was recorded live. This host's own record proves nothing: a host recorded not live
+    // never received that record, its copy still says live. (The freshest copy found stands
+    // in for the old master's last record, which no host may hold: a warning is possible
+    // even when nothing is missing, but without one a copy reached a live-recorded host.)
+    let vouched = {
+        let t = server.db.read();
+        others.iter().any(|(host, address)| {
+            answered.contains(address)
+                && t.field(HOST.name, host, "metrics")
+                    .and_then(Value::as_str)
+                    .and_then(|metrics| t.field(HOST_METRICS.name, metrics, "live"))
+                    == Some(&Value::Bool(true))
+        })
+    };
+    let stamp = server.db.read().stamp();
     let epoch = server.membership.epoch.load(Ordering::SeqCst) + 1;
     tracing::warn!(epoch, "emergency transition to master");
-    become_master(server, &server.membership.secret(), epoch as i64)
+    become_master(server, &server.membership.secret(), epoch as i64)?;
+    if !vouched {
+        warn_unvouched_transition(server, stamp);
+    }
+    Ok(Value::void())
+}
+
+/// An emergency transition that reached no host the old master recorded live: say loudly,
+/// in the log and as a pool message, that writes acknowledged after `stamp` (the copy this
+/// host became master with) may be missing.
+fn warn_unvouched_transition(server: &Server, stamp: Stamp) {
+    tracing::warn!(
+        %stamp,
+        "emergency transition reached no member the old master recorded live: writes it \
+         acknowledged after this copy's stamp may be missing from the pool"
+    );
+    let written = server.db.write(|t| {
+        let pool = t
+            .base()
+            .all(POOL.name)
+            .next()
+            .map(|(_, p)| str_field(p, "uuid").to_string())
+            .unwrap_or_default();
+        let h = t
+            .get(HOST.name, &server.this_host)
+            .cloned()
+            .unwrap_or_default();
+        let name = str_field(&h, "name_label");
+        alerts::raise(
+            t,
+            "POOL_EMERGENCY_TRANSITION_UNVERIFIED",
+            alerts::priority::WARNING,
+            "Pool",
+            &pool,
+            &format!(
+                "Server '{name}' became the pool master in an emergency without reaching any \
+                 member the old master recorded live: writes the old master acknowledged after \
+                 this copy of the database (epoch {}, generation {}) may be missing",
+                stamp.epoch, stamp.generation
+            ),
+        );
+        Ok(())
+    });
+    if let Err(e) = written {
+        tracing::error!(error = %e, "could not record the unverified transition");
+    }
 }
 
 /// `pool.emergency_reset_master`, run locally: follow the master at `address` from now on.
