@@ -32,9 +32,14 @@ pub(crate) async fn run(
     params: Vec<Value>,
 ) -> Result<Value, ApiError> {
     // Ordinary calls hold the write gate (shared) until their writes are replicated; a master
-    // handover takes it exclusively. Pool-internal calls never wait for it: the handover itself
-    // needs them.
-    let ordinary = !(method == "pool.designate_new_master" || method.contains(".internal_"));
+    // handover takes it exclusively. So do the pool-internal calls that write as master: one
+    // that slipped in after the handover synced the new master would be acknowledged, then
+    // lost. The other pool-internal calls never wait for it: the handover itself needs them on
+    // other hosts (the new master's recovery of this one among them), and a master's own
+    // calls to itself made while it holds the gate shared would queue behind a waiting
+    // handover and never return.
+    let ordinary = !(method == "pool.designate_new_master"
+        || (method.contains(".internal_") && !writes_as_master(method)));
     let _gate = match ordinary {
         true => Some(server.membership.write_gate.read().await),
         false => None,
@@ -90,7 +95,7 @@ pub(crate) fn admit(
         .filter(|m| called == method || (m.session && matches!(m.kind, Kind::Explicit(_))))
         .ok_or_else(|| ApiError::method_unknown(called))?;
     match server.membership.role() {
-        PoolRole::Member { master } if !runs_on_members(method) => {
+        PoolRole::Member { master } if !runs_on_members(method) || writes_as_master(method) => {
             // Over the local socket the HTTP layer forwards to the master before we get here.
             return Err(ApiError::new(code::HOST_IS_SLAVE, [master]));
         }
@@ -154,6 +159,22 @@ fn permission_denied(msg: &Message, needed: Role) -> ApiError {
                 needed.holders().join(", ")
             ),
         ],
+    )
+}
+
+/// The pool-internal calls that only a master can answer, because they write the pool's
+/// database as master: a member's host asking to be added, brought up to date, enabled again,
+/// or to have the VMs that died with it halted. They hold the write gate like ordinary calls,
+/// and a member (a master that handed over, or was deposed, while the caller was not looking)
+/// answers them `HOST_IS_SLAVE` with its master, so the caller asks again there. Every caller
+/// is another host: a master does these itself, never by a call to its own address.
+pub fn writes_as_master(method: &str) -> bool {
+    matches!(
+        method,
+        "pool.internal_add_host"
+            | "pool.internal_member_ready"
+            | "host.internal_enable_after_restart"
+            | "host.internal_report_lost_domains"
     )
 }
 

@@ -14,6 +14,7 @@ use super::peer::PeerError;
 use super::{str_field, Server};
 use crate::host::inventory;
 use crate::model::classes::HOST;
+use crate::model::errors::code;
 use crate::model::{ApiError, Value};
 
 /// How long a restarted member keeps asking its master to enable it.
@@ -163,6 +164,7 @@ pub fn spawn_member_enable_after_restart(server: Arc<Server>, master: String) {
     }
     tokio::spawn(async move {
         let m = &server.membership;
+        let mut master = master;
         for _ in 0..ENABLE_ATTEMPTS {
             let params = vec![Value::str(m.secret()), Value::str(&server.this_host)];
             match m
@@ -171,6 +173,10 @@ pub fn spawn_member_enable_after_restart(server: Arc<Server>, master: String) {
                 .await
             {
                 Ok(_) => return,
+                // It handed the master role over meanwhile: ask the master it names.
+                Err(PeerError::Api(e)) if e.code == code::HOST_IS_SLAVE && !e.params.is_empty() => {
+                    master = e.params[0].clone();
+                }
                 Err(PeerError::Api(e)) => {
                     tracing::warn!(error = %e, "the master would not enable this host");
                     return;

@@ -11,9 +11,10 @@
 //! produced is replicated, so an acknowledged write is on every reachable member.
 //!
 //! A member that does not answer is marked unreachable at once (the replicator stops waiting
-//! for it) and its `host_metrics.live` is set false. The liveness task pings members every
-//! [`PING_INTERVAL`]; a member that misses [`MISSES_BEFORE_NOT_LIVE`] pings in a row is marked
-//! the same way, whether it was reachable or not (one already dead when this master started or
+//! for it) and its `host_metrics.live` is set false. The liveness task pings all members at
+//! once every [`PING_INTERVAL`], each ping bounded by its own [`PING_TIMEOUT`] so that hung
+//! members do not delay each other; a member that misses [`MISSES_BEFORE_NOT_LIVE`] pings in a
+//! row is marked the same way (within [`NOT_LIVE_WITHIN`]), whether it was reachable or not (one already dead when this master started or
 //! took over still has `live` true in the record it inherited). An unreachable member that
 //! answers again is told who the master is, brought up to date with a full copy of the
 //! database unless its copy has the master's very [`Stamp`], through the same queue so it
@@ -52,8 +53,22 @@ use crate::server::str_field;
 
 /// How often the master checks on its members.
 pub const PING_INTERVAL: Duration = Duration::from_secs(1);
+/// How long one liveness ping may take. Members are pinged all at once, each bounded by this
+/// on its own, so a round of pings takes at most this long however many members are hung.
+/// It is shorter than the peer timeout because a live host answers a ping at once.
+pub const PING_TIMEOUT: Duration = Duration::from_secs(1);
 /// Missed pings after which a member is declared not live.
 pub const MISSES_BEFORE_NOT_LIVE: u32 = 3;
+/// The longest a member that falls silent (dead, hung or cut off) stays recorded live,
+/// however many members fall silent at once. A round of pings starts every [`PING_INTERVAL`],
+/// or as soon as the previous one ended if that took longer: at most [`PING_TIMEOUT`] plus the
+/// records it writes. The member's third miss in a row is counted by the end of the third
+/// round that starts after it fell silent, so within 3 rounds and one ping timeout; that is
+/// within this bound as long as the records one round writes take under half a second (each
+/// is one small commit). A change that finds the member silent records it sooner.
+pub const NOT_LIVE_WITHIN: Duration = Duration::from_millis(
+    MISSES_BEFORE_NOT_LIVE as u64 * (PING_INTERVAL.as_millis() + PING_TIMEOUT.as_millis()) as u64,
+);
 /// The epoch a member stamps any write of its own with. Only the master writes the pool's
 /// state; should a member ever write, its copy is stamped with an epoch no master has, so it
 /// never passes for a master's state: the next change finds a gap and a full copy replaces it,
@@ -354,7 +369,10 @@ async fn replicator(server: Arc<Server>, mut rx: mpsc::UnboundedReceiver<Job>) {
                     .send_replace(changes.generation);
             }
             Job::Recover(host, done) => {
-                let _ = done.send(recover(&server, &host).await);
+                // Queued while this host was master, run after it stepped down: only a master
+                // brings members back.
+                let master = server.membership.role() == PoolRole::Master;
+                let _ = done.send(master && recover(&server, &host).await);
             }
             Job::Rejoin(host) => {
                 let is_master = || server.membership.role() == PoolRole::Master;
@@ -673,52 +691,99 @@ fn set_live(server: &Server, host: &str, live: bool) {
 async fn liveness(server: Arc<Server>) {
     let mut tick = tokio::time::interval(PING_INTERVAL);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // Members being brought back right now: a recovery may take a while (a full copy), and the
+    // next rounds must neither wait for it nor start a second one.
+    let recovering: Arc<Mutex<HashSet<String>>> = Arc::default();
     loop {
         tick.tick().await;
+        if server.membership.role() != PoolRole::Master {
+            continue;
+        }
+        // Every member at once, each ping bounded on its own: a hung member costs its own
+        // ping, not everyone's, so a round lasts at most one PING_TIMEOUT however many
+        // members are silent.
+        let mut pings = tokio::task::JoinSet::new();
         for (host, address) in members(&server) {
-            let m = &server.membership;
-            if m.role() != PoolRole::Master {
+            let server = server.clone();
+            pings.spawn(async move {
+                let m = &server.membership;
+                let answer = m
+                    .peers
+                    .call_within(
+                        PING_TIMEOUT,
+                        &address,
+                        "pool.internal_ping",
+                        vec![Value::str(m.secret())],
+                    )
+                    .await;
+                (host, address, answer)
+            });
+        }
+        while let Some(pinged) = pings.join_next().await {
+            let Ok((host, address, answer)) = pinged else {
+                continue;
+            };
+            if server.membership.role() != PoolRole::Master {
                 break;
             }
-            if !m.is_reachable(&host) {
-                // Ask first, outside the replication queue: a dead host would otherwise hold
-                // every write up for a whole peer timeout on each tick. Only a host that
-                // answers is brought back, through the queue so no change can overtake it.
-                let answers = m
-                    .peers
-                    .call(&address, "pool.internal_ping", vec![Value::str(m.secret())])
-                    .await
-                    .is_ok();
-                if answers {
-                    let (tx, rx) = oneshot::channel();
-                    let _ = m.jobs.send(Job::Recover(host.clone(), tx));
-                    let _ = rx.await;
-                } else if count_miss(m, &host, false) >= MISSES_BEFORE_NOT_LIVE {
-                    // A host already dead when this master started (or took over) was never
-                    // reachable here, but its record may still say live: the same timeout
-                    // holds for it. `set_live` writes (and tells) only a change.
-                    set_live(&server, &host, false);
-                }
-                continue;
-            }
-            let answer = m
-                .peers
-                .call(&address, "pool.internal_ping", vec![Value::str(m.secret())])
-                .await;
-            if let Ok(v) = &answer {
-                if let Some((epoch, master)) = replaced_by(&server, &address, v).await {
-                    depose(&server, epoch, &master);
-                    break;
-                }
-            }
-            let answered = answer.is_ok();
-            let misses = count_miss(m, &host, answered);
-            if misses >= MISSES_BEFORE_NOT_LIVE {
-                tracing::warn!(host = %address, misses, "member stopped answering; marking it not live");
-                set_unreachable(&server, &host);
+            if !pinged_member(&server, &recovering, &host, &address, answer).await {
+                break;
             }
         }
     }
+}
+
+/// Act on one liveness ping of `host` (at `address`). False if it deposed this master.
+async fn pinged_member(
+    server: &Arc<Server>,
+    recovering: &Arc<Mutex<HashSet<String>>>,
+    host: &str,
+    address: &str,
+    answer: Result<Value, PeerError>,
+) -> bool {
+    let m = &server.membership;
+    if !m.is_reachable(host) {
+        // The ping was asked outside the replication queue: a dead host would otherwise hold
+        // every write up on each round. Only a host that answers is brought back, through the
+        // queue so no change can overtake it, and without holding up the next rounds.
+        if answer.is_ok() {
+            let fresh = recovering
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(host.to_string());
+            if fresh {
+                let (server, recovering, host) =
+                    (server.clone(), recovering.clone(), host.to_string());
+                tokio::spawn(async move {
+                    let (tx, rx) = oneshot::channel();
+                    let _ = server.membership.jobs.send(Job::Recover(host.clone(), tx));
+                    let _ = rx.await;
+                    recovering
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .remove(&host);
+                });
+            }
+        } else if count_miss(m, host, false) >= MISSES_BEFORE_NOT_LIVE {
+            // A host already dead when this master started (or took over) was never
+            // reachable here, but its record may still say live: the same timeout holds for
+            // it. `set_live` writes (and tells) only a change.
+            set_live(server, host, false);
+        }
+        return true;
+    }
+    if let Ok(v) = &answer {
+        if let Some((epoch, master)) = replaced_by(server, address, v).await {
+            depose(server, epoch, &master);
+            return false;
+        }
+    }
+    let misses = count_miss(m, host, answer.is_ok());
+    if misses >= MISSES_BEFORE_NOT_LIVE {
+        tracing::warn!(host = %address, misses, "member stopped answering; marking it not live");
+        set_unreachable(server, host);
+    }
+    true
 }
 
 /// Count one ping of `host`: the pings it has missed in a row so far.
@@ -854,16 +919,20 @@ pub fn dump(server: &Server, secret: &str) -> Result<Value, ApiError> {
 /// write the old master acknowledged is lost. Copies order by stamp, epoch first: the copy of
 /// the latest master's history wins over a longer one of an earlier master. Unreachable members
 /// are skipped: every acknowledged write reached every member the old master could reach.
-pub async fn adopt_freshest_copy(server: &Server, addresses: &[String]) {
+///
+/// Returns the addresses that answered.
+pub async fn adopt_freshest_copy(server: &Server, addresses: &[String]) -> Vec<String> {
     let m = &server.membership;
     let mine = server.db.read().stamp();
     let mut best: Option<(Stamp, &String)> = None;
+    let mut answered = Vec::new();
     for address in addresses {
         if let Ok(v) = m
             .peers
             .call(address, "pool.internal_ping", vec![Value::str(m.secret())])
             .await
         {
+            answered.push(address.clone());
             let Some(theirs) = stamp_of(&v) else { continue };
             if theirs > best.map_or(mine, |(s, _)| s) {
                 best = Some((theirs, address));
@@ -871,7 +940,7 @@ pub async fn adopt_freshest_copy(server: &Server, addresses: &[String]) {
         }
     }
     let Some((stamp, address)) = best else {
-        return;
+        return answered;
     };
     let fetched = m
         .peers
@@ -890,6 +959,7 @@ pub async fn adopt_freshest_copy(server: &Server, addresses: &[String]) {
         },
         None => tracing::error!(from = %address, "could not fetch a newer database copy"),
     }
+    answered
 }
 
 // ---- joining ----
@@ -947,34 +1017,31 @@ pub async fn join(
         }
     };
     let peers = &server.membership.peers;
-    let connection_failed = |e: PeerError| match e {
+    let connection_failed = |master: &str, e: PeerError| match e {
         PeerError::Api(e) => e,
         PeerError::Unreachable(why) => {
             tracing::warn!(master, %why, "cannot reach the pool master");
             ApiError::new::<String>("JOINING_HOST_CONNECTION_FAILED", [])
         }
     };
-    let session = peers
-        .call(
-            master,
-            "session.login_with_password",
-            vec![Value::str(user), Value::str(password)],
-        )
-        .await
-        .map_err(connection_failed)?;
     let info = serde_json::to_string(&info).expect("host info serialises");
-    // The reply holds the whole database.
-    let reply = peers
-        .call_for_copy(
-            master,
-            "pool.internal_add_host",
-            vec![session.clone(), Value::Str(info), Value::Bool(force)],
-        )
-        .await
-        .map_err(connection_failed);
-    let _ = peers.call(master, "session.logout", vec![session]).await;
-    let reply: JoinReply = serde_json::from_str(reply?.as_str().unwrap_or_default())
-        .map_err(|e| ApiError::internal(format!("bad join reply: {e}")))?;
+    // The host asked may have handed the master role over (or been replaced) before it could
+    // add us; it then answers as a member, naming its master, and we ask there.
+    let mut master = master.to_string();
+    let mut hops = 0;
+    let reply = loop {
+        match ask_to_join(peers, &master, user, password, &info, force).await {
+            Ok(reply) => break reply,
+            Err(e) => match redirected(&e) {
+                Some(next) if hops < MAX_MASTER_HOPS => {
+                    tracing::info!(from = %master, to = %next, "the host asked is not the master; asking its master");
+                    master = next;
+                    hops += 1;
+                }
+                _ => return Err(connection_failed(&master, e)),
+            },
+        }
+    };
 
     // Become a member: the secret and the database first, the inventory last, so a crash in
     // between restarts this host as the master of its old pool rather than a half-member.
@@ -982,41 +1049,108 @@ pub async fn join(
         inventory::write_secret(dir, &reply.secret).map_err(ApiError::internal)?;
     }
     server.db.restore(&reply.dump).map_err(ApiError::internal)?;
-    server.membership.epoch.store(reply.epoch, Ordering::SeqCst);
-    save_role(server, Some(master.to_string()))?;
+    // Never lower the epoch: a master that took over meanwhile may already have told us its own.
+    server
+        .membership
+        .epoch
+        .fetch_max(reply.epoch, Ordering::SeqCst);
     *server
         .membership
         .secret
         .write()
         .unwrap_or_else(|e| e.into_inner()) = reply.secret.clone();
     server.db.set_write_epoch(MEMBER_WRITE_EPOCH);
-    server.membership.set_role(PoolRole::Member {
-        master: master.to_string(),
-    });
-    tracing::info!(master, "joined the pool");
-    // Ask the master to bring us up to date with anything written since the dump.
-    peers
+    {
+        // With the pool secret known, a master that took over since we were added may bring
+        // us back at once (it has our records) and make us follow it: keep following it.
+        let mut role = server
+            .membership
+            .role
+            .write()
+            .unwrap_or_else(|e| e.into_inner());
+        if let PoolRole::Member { master: newer } = &*role {
+            master = newer.clone();
+        }
+        save_role(server, Some(master.clone()))?;
+        *role = PoolRole::Member {
+            master: master.clone(),
+        };
+    }
+    tracing::info!(%master, "joined the pool");
+    // Ask the master to bring us up to date with anything written since the dump. If it has
+    // handed the role over since it added us, the new master has our records (the handover
+    // waited for the addition to be replicated): follow it and ask it instead.
+    loop {
+        let ready = vec![
+            Value::Str(reply.secret.clone()),
+            Value::str(server.this_host.clone()),
+        ];
+        match peers
+            .call(&master, "pool.internal_member_ready", ready)
+            .await
+        {
+            Ok(_) => return Ok(Value::void()),
+            Err(e) => match redirected(&e) {
+                Some(next) if hops < MAX_MASTER_HOPS => {
+                    tracing::info!(from = %master, to = %next, "the pool has a new master; following it");
+                    follow(server, &next)?;
+                    master = next;
+                    hops += 1;
+                }
+                _ => return Err(connection_failed(&master, e)),
+            },
+        }
+    }
+}
+
+/// How many times a joining host follows a `HOST_IS_SLAVE` answer to the host it names: one
+/// handover during the join needs one; more means the pool keeps changing masters, and the
+/// join gives up rather than chase it.
+const MAX_MASTER_HOPS: usize = 3;
+
+/// The master a `HOST_IS_SLAVE` answer names.
+fn redirected(e: &PeerError) -> Option<String> {
+    match e {
+        PeerError::Api(e) if e.code == code::HOST_IS_SLAVE => {
+            e.params.first().filter(|m| !m.is_empty()).cloned()
+        }
+        _ => None,
+    }
+}
+
+/// Log in to the master at `master` and ask it to add this host (`info`): its answer holds
+/// the pool's secret, epoch and database.
+async fn ask_to_join(
+    peers: &Peers,
+    master: &str,
+    user: &str,
+    password: &str,
+    info: &str,
+    force: bool,
+) -> Result<JoinReply, PeerError> {
+    let session = peers
         .call(
             master,
-            "pool.internal_member_ready",
-            vec![
-                Value::Str(reply.secret),
-                Value::str(server.this_host.clone()),
-            ],
+            "session.login_with_password",
+            vec![Value::str(user), Value::str(password)],
         )
-        .await
-        .map_err(connection_failed)?;
-    Ok(Value::void())
+        .await?;
+    // The reply holds the whole database.
+    let reply = peers
+        .call_for_copy(
+            master,
+            "pool.internal_add_host",
+            vec![session.clone(), Value::str(info), Value::Bool(force)],
+        )
+        .await;
+    let _ = peers.call(master, "session.logout", vec![session]).await;
+    serde_json::from_str(reply?.as_str().unwrap_or_default())
+        .map_err(|e| PeerError::Api(ApiError::internal(format!("bad join reply: {e}"))))
 }
 
 /// `pool.internal_add_host` on the master: check the joining host and add it.
 pub fn add_host(server: &Server, info: &str, force: bool) -> Result<Value, ApiError> {
-    if server.membership.role() != PoolRole::Master {
-        return Err(ApiError::new(
-            code::OPERATION_NOT_ALLOWED,
-            ["this host is not the pool master"],
-        ));
-    }
+    as_master(server)?;
     let info: HostInfo = serde_json::from_str(info)
         .map_err(|e| ApiError::invalid_value("host_info", &e.to_string()))?;
     {
@@ -1076,9 +1210,21 @@ pub fn add_host(server: &Server, info: &str, force: bool) -> Result<Value, ApiEr
     ))
 }
 
+/// Refuse a call only a master may answer, as a member answers: with the master to ask.
+/// (Dispatch refuses them on members already; this keeps each such call safe on its own.)
+fn as_master(server: &Server) -> Result<(), ApiError> {
+    match server.membership.role() {
+        PoolRole::Master => Ok(()),
+        PoolRole::Member { master } => Err(ApiError::new(code::HOST_IS_SLAVE, [master])),
+    }
+}
+
 /// `pool.internal_member_ready` on the master.
 pub async fn member_ready(server: &Server, secret: &str, host: &str) -> Result<Value, ApiError> {
     server.membership.check_secret(secret)?;
+    // A host that stepped down must not bring anyone back: it would tell the member to follow
+    // it, and write what no master will keep.
+    as_master(server)?;
     let (tx, rx) = oneshot::channel();
     let _ = server
         .membership
@@ -1507,11 +1653,74 @@ pub async fn emergency_transition_to_master(server: &Server) -> Result<Value, Ap
     if server.membership.role() == PoolRole::Master {
         return Ok(Value::void());
     }
-    let others: Vec<String> = members(server).into_iter().map(|(_, a)| a).collect();
-    adopt_freshest_copy(server, &others).await;
+    let others = members(server);
+    let addresses: Vec<String> = others.iter().map(|(_, a)| a.clone()).collect();
+    let answered = adopt_freshest_copy(server, &addresses).await;
+    // Every write the old master acknowledged is on every host it recorded live, so taking
+    // the freshest copy among those that answered loses none of them only if one of those
+    // was recorded live. This host's own record proves nothing: a host recorded not live
+    // never received that record, its copy still says live. (The freshest copy found stands
+    // in for the old master's last record, which no host may hold: a warning is possible
+    // even when nothing is missing, but without one a copy reached a live-recorded host.)
+    let vouched = {
+        let t = server.db.read();
+        others.iter().any(|(host, address)| {
+            answered.contains(address)
+                && t.field(HOST.name, host, "metrics")
+                    .and_then(Value::as_str)
+                    .and_then(|metrics| t.field(HOST_METRICS.name, metrics, "live"))
+                    == Some(&Value::Bool(true))
+        })
+    };
+    let stamp = server.db.read().stamp();
     let epoch = server.membership.epoch.load(Ordering::SeqCst) + 1;
     tracing::warn!(epoch, "emergency transition to master");
-    become_master(server, &server.membership.secret(), epoch as i64)
+    become_master(server, &server.membership.secret(), epoch as i64)?;
+    if !vouched {
+        warn_unvouched_transition(server, stamp);
+    }
+    Ok(Value::void())
+}
+
+/// An emergency transition that reached no host the old master recorded live: say loudly,
+/// in the log and as a pool message, that writes acknowledged after `stamp` (the copy this
+/// host became master with) may be missing.
+fn warn_unvouched_transition(server: &Server, stamp: Stamp) {
+    tracing::warn!(
+        %stamp,
+        "emergency transition reached no member the old master recorded live: writes it \
+         acknowledged after this copy's stamp may be missing from the pool"
+    );
+    let written = server.db.write(|t| {
+        let pool = t
+            .base()
+            .all(POOL.name)
+            .next()
+            .map(|(_, p)| str_field(p, "uuid").to_string())
+            .unwrap_or_default();
+        let h = t
+            .get(HOST.name, &server.this_host)
+            .cloned()
+            .unwrap_or_default();
+        let name = str_field(&h, "name_label");
+        alerts::raise(
+            t,
+            "POOL_EMERGENCY_TRANSITION_UNVERIFIED",
+            alerts::priority::WARNING,
+            "Pool",
+            &pool,
+            &format!(
+                "Server '{name}' became the pool master in an emergency without reaching any \
+                 member the old master recorded live: writes the old master acknowledged after \
+                 this copy of the database (epoch {}, generation {}) may be missing",
+                stamp.epoch, stamp.generation
+            ),
+        );
+        Ok(())
+    });
+    if let Err(e) = written {
+        tracing::error!(error = %e, "could not record the unverified transition");
+    }
 }
 
 /// `pool.emergency_reset_master`, run locally: follow the master at `address` from now on.

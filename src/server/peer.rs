@@ -104,6 +104,26 @@ impl Peers {
         self.call_with(&self.client, address, method, params).await
     }
 
+    /// Call `method` on the host at `address`, bounded by `limit` (connecting included) instead
+    /// of the peer timeout: for a question any live host answers at once, such as a liveness
+    /// ping, where waiting longer only delays noticing that the host is gone.
+    pub async fn call_within(
+        &self,
+        limit: Duration,
+        address: &str,
+        method: &str,
+        params: Vec<Value>,
+    ) -> Result<Value, PeerError> {
+        let body = jsonrpc::encode_call(jsonrpc::Version::V2, method, &params, 1);
+        let request = self
+            .client
+            .post(self.url(address, "/jsonrpc"))
+            .timeout(limit)
+            .header("content-type", "application/json")
+            .body(body);
+        Self::answer(address, request).await
+    }
+
     /// Call `method` on the host at `address` and wait for its answer however long the
     /// operation takes (only connecting is bounded).
     pub async fn call_patiently(

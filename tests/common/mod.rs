@@ -197,6 +197,15 @@ impl TestDaemon {
             .unwrap();
     }
 
+    /// Freeze the daemon (SIGSTOP): it keeps its sockets but answers nothing, like a hung
+    /// host. It resumes (SIGCONT) when the guard is dropped, also when the test panics first;
+    /// dropping the daemon itself would kill it, frozen or not.
+    #[allow(dead_code)]
+    pub fn pause(&self) -> Paused<'_> {
+        self.signal("STOP");
+        Paused(self)
+    }
+
     /// The exit status, if the daemon has exited on its own.
     #[allow(dead_code)]
     pub fn exited(&mut self) -> Option<ExitStatus> {
@@ -271,6 +280,17 @@ pub fn start_refused(dir: &Path, extra: &[&str]) -> (ExitStatus, String) {
             );
         }
         std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A daemon frozen by [`TestDaemon::pause`]; dropping this resumes it.
+pub struct Paused<'a>(&'a TestDaemon);
+
+impl Drop for Paused<'_> {
+    fn drop(&mut self) {
+        if self.0.child.is_some() {
+            self.0.signal("CONT");
+        }
     }
 }
 
