@@ -1045,7 +1045,7 @@ fn an_interrupted_first_start_leaves_no_unusable_certificate() {
         let path = d.state_dir().join(file);
         assert!(std::fs::metadata(&path).unwrap().len() > 0, "{file}");
         assert_eq!(mode_of(&path), 0o600, "{file}");
-        assert!(!d.state_dir().join(format!("{file}.partial")).exists());
+        assert!(!d.state_dir().join(format!(".{file}.partial")).exists());
     }
     assert!(
         d.log().contains("treated as missing") && d.log().contains("generated a self-signed"),

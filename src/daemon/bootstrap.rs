@@ -6,9 +6,6 @@
 //! this host as master. On every start it refreshes what can change underneath us: memory,
 //! CPUs, liveness.
 
-use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
-
 use super::{io, Config, DaemonError};
 use crate::host::{self, cpuinfo, inventory, HostFacts};
 use crate::model::classes::{HOST, HOST_METRICS, POOL};
@@ -128,18 +125,8 @@ fn generated_root_password(config: &Config) -> Result<String, DaemonError> {
         Err(e) => return Err(io(format!("reading {shown}"))(e)),
     }
     let generated = uuid::Uuid::new_v4().simple().to_string();
-    let partial = config.state_dir.join("root-password.partial");
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(&partial)
-        .map_err(io(format!("writing {}", partial.display())))?;
-    writeln!(f, "{generated}")
-        .and_then(|()| f.sync_all())
-        .map_err(io(format!("writing {}", partial.display())))?;
-    std::fs::rename(&partial, &path).map_err(io(format!("writing {shown}")))?;
+    crate::host::files::write_whole(&path, format!("{generated}\n").as_bytes())
+        .map_err(io(format!("writing {shown}")))?;
     tracing::warn!(path = %shown, "generated a root password and wrote it here (mode 0600)");
     Ok(generated)
 }

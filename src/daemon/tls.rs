@@ -6,7 +6,6 @@
 //! content is never replaced: it may be the operator's own, so if it cannot be used the daemon
 //! refuses to start and names it.
 
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
 use axum_server::tls_rustls::RustlsConfig;
@@ -129,30 +128,7 @@ fn check_contents(
     Ok(())
 }
 
-/// Write `bytes` to `path` (mode 0600) whole or not at all: into a temporary file beside it,
-/// made durable, then renamed over it.
+/// Write `bytes` to `path` (mode 0600) whole or not at all.
 fn write_private(path: &Path, bytes: &[u8]) -> Result<(), DaemonError> {
-    use std::io::Write;
-    let mut partial = path.as_os_str().to_owned();
-    partial.push(".partial");
-    let partial = std::path::PathBuf::from(partial);
-    let context = || format!("writing {}", path.display());
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(&partial)
-        .map_err(io(context()))?;
-    f.write_all(bytes)
-        .and_then(|()| f.sync_all())
-        .map_err(io(context()))?;
-    std::fs::rename(&partial, path).map_err(io(context()))?;
-    if let Some(dir) = path.parent() {
-        // Make the rename itself durable.
-        std::fs::File::open(dir)
-            .and_then(|d| d.sync_all())
-            .map_err(io(context()))?;
-    }
-    Ok(())
+    crate::host::files::write_whole(path, bytes).map_err(io(format!("writing {}", path.display())))
 }

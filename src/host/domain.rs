@@ -250,9 +250,7 @@ fn record(dir: &Path, vm: &str, leader: u32) -> std::io::Result<()> {
         .map(|s| s.start_time)
         .ok_or_else(|| std::io::Error::other("the shell vanished at once"))?;
     std::fs::create_dir_all(dir)?;
-    let tmp = dir.join(format!(".{vm}.tmp"));
-    std::fs::write(&tmp, format!("{leader} {started}\n"))?;
-    std::fs::rename(&tmp, &path)
+    super::files::write_whole(&path, format!("{leader} {started}\n").as_bytes())
 }
 
 /// What `/proc/<pid>/stat` says about a process that matters here.

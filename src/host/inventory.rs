@@ -6,8 +6,6 @@
 //! All are written to a temporary file, synced and renamed, so a crash leaves the old file or
 //! the new one, never a torn one.
 
-use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
 const INVENTORY: &str = "inventory";
@@ -122,16 +120,7 @@ pub fn write_auto_enable(dir: &Path, on: bool) -> std::io::Result<()> {
 }
 
 fn write_atomic(dir: &Path, name: &str, bytes: &[u8]) -> std::io::Result<()> {
-    let tmp = dir.join(format!("{name}.tmp"));
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(&tmp)?;
-    f.write_all(bytes)?;
-    f.sync_all()?;
-    std::fs::rename(&tmp, dir.join(name))
+    super::files::write_whole(&dir.join(name), bytes)
 }
 
 #[cfg(test)]

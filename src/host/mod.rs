@@ -5,6 +5,7 @@
 
 pub mod cpuinfo;
 pub mod domain;
+pub mod files;
 pub mod inventory;
 pub mod meminfo;
 pub mod statefile;

@@ -207,10 +207,8 @@ fn save_config(server: &Server, config: Option<&HaConfig>) -> Result<(), ApiErro
     };
     match config {
         Some(c) => {
-            let tmp = path.with_extension("json.tmp");
-            std::fs::write(&tmp, serde_json::to_vec_pretty(c).expect("serialises"))
-                .and_then(|()| std::fs::rename(&tmp, &path))
-                .map_err(ApiError::internal)
+            let json = serde_json::to_vec_pretty(c).expect("serialises");
+            crate::host::files::write_whole(&path, &json).map_err(ApiError::internal)
         }
         None => match std::fs::remove_file(&path) {
             Ok(()) => Ok(()),
