@@ -52,6 +52,32 @@ fn wait_for(what: &str, limit: Duration, mut cond: impl FnMut() -> bool) {
     }
 }
 
+/// Start one daemon per address, all on one free API port (free on the first address).
+fn start_hosts(ips: &[&str]) -> Vec<TestDaemon> {
+    let port = std::net::TcpListener::bind(format!("{}:0", ips[0]))
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    ips.iter()
+        .map(|ip| TestDaemon::start_at(ip, port, &[]))
+        .collect()
+}
+
+/// `pool.join` over TCP: `member` joins the pool of the master at `master_ip`.
+fn join(member: &TestDaemon, master_ip: &str) {
+    let s = ok(tcp(
+        member,
+        "session.login_with_password",
+        json!(["root", PASSWORD]),
+    ));
+    ok(tcp(
+        member,
+        "pool.join",
+        json!([s, master_ip, "root", PASSWORD]),
+    ));
+}
+
 fn live_of(master: &TestDaemon, s: &str, host: &Json) -> bool {
     let metrics = ok(local(master, "host.get_metrics", json!([s, host])));
     ok(local(master, "host_metrics.get_live", json!([s, metrics]))) == json!(true)
@@ -332,23 +358,10 @@ fn joining_checks_cpus_unless_forced() {
 
 #[test]
 fn designating_a_new_master_loses_nothing() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
     let ips = ["127.0.0.61", "127.0.0.62", "127.0.0.63"];
-    let mut hosts: Vec<TestDaemon> = ips
-        .iter()
-        .map(|ip| TestDaemon::start_at(ip, port, &[]))
-        .collect();
+    let mut hosts = start_hosts(&ips);
     for h in &hosts[1..] {
-        let s = ok(tcp(
-            h,
-            "session.login_with_password",
-            json!(["root", PASSWORD]),
-        ));
-        ok(tcp(h, "pool.join", json!([s, ips[0], "root", PASSWORD])));
+        join(h, ips[0]);
     }
     let s = local_session(&hosts[0]);
     for i in 0..5 {
@@ -654,23 +667,10 @@ fn host_by_address(d: &TestDaemon, s: &str, address: &str) -> Json {
 /// with the same contents.
 #[test]
 fn an_old_master_that_returns_takes_the_new_masters_state_even_at_the_same_generation() {
-    let port = std::net::TcpListener::bind("127.0.2.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
     let ips = ["127.0.2.1", "127.0.2.2", "127.0.2.3"];
-    let mut hosts: Vec<TestDaemon> = ips
-        .iter()
-        .map(|ip| TestDaemon::start_at(ip, port, &[]))
-        .collect();
+    let mut hosts = start_hosts(&ips);
     for h in &hosts[1..] {
-        let s = ok(tcp(
-            h,
-            "session.login_with_password",
-            json!(["root", PASSWORD]),
-        ));
-        ok(tcp(h, "pool.join", json!([s, ips[0], "root", PASSWORD])));
+        join(h, ips[0]);
     }
     let s = local_session(&hosts[0]);
     ok(local(
@@ -917,12 +917,7 @@ fn restarted_master_after_an_emergency_transition(ips: [&str; 3], slow_members: 
         .map(|ip| TestDaemon::start_at(ip, port, &[]))
         .collect();
     for h in &hosts[1..] {
-        let s = ok(tcp(
-            h,
-            "session.login_with_password",
-            json!(["root", PASSWORD]),
-        ));
-        ok(tcp(h, "pool.join", json!([s, ips[0], "root", PASSWORD])));
+        join(h, ips[0]);
     }
     let s = local_session(&hosts[0]);
     ok(local(
@@ -1050,23 +1045,10 @@ fn restarted_master_after_an_emergency_transition(ips: [&str; 3], slow_members: 
 #[test]
 fn hung_members_are_recorded_not_live_within_the_documented_bound() {
     use xenha::server::membership::NOT_LIVE_WITHIN;
-    let port = std::net::TcpListener::bind("127.0.14.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
     let ips = ["127.0.14.1", "127.0.14.2", "127.0.14.3", "127.0.14.4"];
-    let hosts: Vec<TestDaemon> = ips
-        .iter()
-        .map(|ip| TestDaemon::start_at(ip, port, &[]))
-        .collect();
+    let hosts = start_hosts(&ips);
     for h in &hosts[1..] {
-        let s = ok(tcp(
-            h,
-            "session.login_with_password",
-            json!(["root", PASSWORD]),
-        ));
-        ok(tcp(h, "pool.join", json!([s, ips[0], "root", PASSWORD])));
+        join(h, ips[0]);
     }
     let master = &hosts[0];
     let s = local_session(master);
@@ -1123,26 +1105,9 @@ fn hung_members_are_recorded_not_live_within_the_documented_bound() {
 /// and ends a member of the new master.
 #[test]
 fn a_master_that_handed_over_refuses_master_writes_and_sends_joiners_on() {
-    let port = std::net::TcpListener::bind("127.0.14.11:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
     let ips = ["127.0.14.11", "127.0.14.12", "127.0.14.13"];
-    let hosts: Vec<TestDaemon> = ips
-        .iter()
-        .map(|ip| TestDaemon::start_at(ip, port, &[]))
-        .collect();
-    let s = ok(tcp(
-        &hosts[1],
-        "session.login_with_password",
-        json!(["root", PASSWORD]),
-    ));
-    ok(tcp(
-        &hosts[1],
-        "pool.join",
-        json!([s, ips[0], "root", PASSWORD]),
-    ));
+    let hosts = start_hosts(&ips);
+    join(&hosts[1], ips[0]);
     let s = local_session(&hosts[0]);
     let new_master = host_by_address(&hosts[0], &s, ips[1]);
     ok(local(
@@ -1201,26 +1166,9 @@ fn a_master_that_handed_over_refuses_master_writes_and_sends_joiners_on() {
 /// ends a member there: never acknowledged by a master whose write the new one lacks.
 #[test]
 fn a_join_racing_a_handover_ends_in_the_new_masters_pool() {
-    let port = std::net::TcpListener::bind("127.0.14.21:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
     let ips = ["127.0.14.21", "127.0.14.22", "127.0.14.23"];
-    let hosts: Vec<TestDaemon> = ips
-        .iter()
-        .map(|ip| TestDaemon::start_at(ip, port, &[]))
-        .collect();
-    let s = ok(tcp(
-        &hosts[1],
-        "session.login_with_password",
-        json!(["root", PASSWORD]),
-    ));
-    ok(tcp(
-        &hosts[1],
-        "pool.join",
-        json!([s, ips[0], "root", PASSWORD]),
-    ));
+    let hosts = start_hosts(&ips);
+    join(&hosts[1], ips[0]);
     let s = local_session(&hosts[0]);
     let target = host_by_address(&hosts[0], &s, ips[1]);
     let s3 = ok(tcp(
@@ -1297,23 +1245,10 @@ fn message_names(d: &TestDaemon) -> Vec<String> {
 /// nobody says, in its log and in a pool message, that writes may be missing.
 #[test]
 fn an_emergency_transition_that_reaches_no_live_member_warns() {
-    let port = std::net::TcpListener::bind("127.0.14.31:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
     let ips = ["127.0.14.31", "127.0.14.32", "127.0.14.33"];
-    let mut hosts: Vec<TestDaemon> = ips
-        .iter()
-        .map(|ip| TestDaemon::start_at(ip, port, &[]))
-        .collect();
+    let mut hosts = start_hosts(&ips);
     for h in &hosts[1..] {
-        let s = ok(tcp(
-            h,
-            "session.login_with_password",
-            json!(["root", PASSWORD]),
-        ));
-        ok(tcp(h, "pool.join", json!([s, ips[0], "root", PASSWORD])));
+        join(h, ips[0]);
     }
     let transition = |d: &TestDaemon| {
         let s = ok(local(
