@@ -53,15 +53,7 @@ fn would_break() -> Json {
 }
 
 fn host_by_ip(d: &TestDaemon, ip: &str) -> Json {
-    let all = ok(call(d, "host.get_all_records", vec![]));
-    json!(
-        all.as_object()
-            .unwrap()
-            .iter()
-            .find(|(_, h)| h["address"] == json!(ip))
-            .unwrap()
-            .0
-    )
+    common::host_by_address(d, &session(d), ip)
 }
 
 /// A VM of `gib` GiB with this restart priority, started on `on` or left halted.

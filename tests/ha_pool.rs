@@ -95,15 +95,7 @@ impl Pool {
 }
 
 fn host_by_ip(d: &TestDaemon, ip: &str) -> Json {
-    let all = try_call(d, "host.get_all_records", vec![]).unwrap();
-    json!(
-        all.as_object()
-            .unwrap()
-            .iter()
-            .find(|(_, h)| h["address"] == json!(ip))
-            .unwrap()
-            .0
-    )
+    common::host_by_address(d, &session(d).unwrap(), ip)
 }
 
 fn vm(d: &TestDaemon, name: &str, priority: &str, on: &Json) -> Json {

@@ -649,16 +649,7 @@ fn pool_master(dump: &xenha::pool::Dump) -> String {
 }
 
 fn host_by_address(d: &TestDaemon, s: &str, address: &str) -> Json {
-    let hosts = ok(local(d, "host.get_all_records", json!([s])));
-    json!(
-        hosts
-            .as_object()
-            .unwrap()
-            .iter()
-            .find(|(_, h)| h["address"] == json!(address))
-            .unwrap()
-            .0
-    )
+    common::host_by_address(d, &json!(s), address)
 }
 
 /// An old master that wrote while alone, died, and came back after a member took over in an

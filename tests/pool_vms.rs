@@ -71,19 +71,6 @@ fn form_pool(ips: &[&str], port: u16, extra: &[&[&str]]) -> Vec<TestDaemon> {
     hosts
 }
 
-fn host_by_address(d: &TestDaemon, s: &Json, address: &str) -> Json {
-    let hosts = ok(local(d, "host.get_all_records", json!([s])));
-    json!(
-        hosts
-            .as_object()
-            .unwrap()
-            .iter()
-            .find(|(_, h)| h["address"] == json!(address))
-            .unwrap()
-            .0
-    )
-}
-
 #[test]
 fn vms_run_on_members_and_move_live() {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
@@ -102,7 +89,7 @@ fn vms_run_on_members_and_move_live() {
     let hosts = form_pool(&ips, port, &[plain, plain, plain, amd_host]);
     let (master, m1) = (&hosts[0], &hosts[1]);
     let s = session(master);
-    let [h0, h1, h2, h_amd] = ips.map(|ip| host_by_address(master, &s, ip));
+    let [h0, h1, h2, h_amd] = ips.map(|ip| common::host_by_address(master, &s, ip));
     let dir = tempfile::tempdir().unwrap();
     let pidfile: PathBuf = dir.path().join("a.pid");
     let cmd = format!("echo $$ > {}; exec sleep 300", pidfile.display());
@@ -214,11 +201,11 @@ fn eject_and_forget() {
     let ips = ["127.0.0.41", "127.0.0.42", "127.0.0.43"];
     let mut hosts = form_pool(&ips, port, &[&[], &[], &[]]);
     let s = session(&hosts[0]);
-    let ejectee = host_by_address(&hosts[0], &s, ips[1]);
+    let ejectee = common::host_by_address(&hosts[0], &s, ips[1]);
     let uuid = ok(local(&hosts[0], "host.get_uuid", json!([s, ejectee])));
 
     // The master cannot be ejected or forgotten; a live member cannot be forgotten.
-    let master_ref = host_by_address(&hosts[0], &s, ips[0]);
+    let master_ref = common::host_by_address(&hosts[0], &s, ips[0]);
     assert_eq!(
         err(local(&hosts[0], "pool.eject", json!([s, master_ref]))).0,
         "HOST_CANNOT_DESTROY_SELF"
@@ -257,7 +244,7 @@ fn eject_and_forget() {
     );
 
     // Forget: a member that died is dropped once it is not live.
-    let dead = host_by_address(&hosts[0], &s, ips[2]);
+    let dead = common::host_by_address(&hosts[0], &s, ips[2]);
     hosts[2].kill9();
     let master = &hosts[0];
     wait_for("the dead member to be not live", || {
@@ -318,7 +305,7 @@ fn a_members_crash_halts_the_vms_it_ran() {
     let plain: &[&str] = &["--memory-total", &mem];
     let mut hosts = form_pool(&ips, port, &[plain, plain, plain]);
     let s = session(&hosts[0]);
-    let [_, h1, h2] = ips.map(|ip| host_by_address(&hosts[0], &s, ip));
+    let [_, h1, h2] = ips.map(|ip| common::host_by_address(&hosts[0], &s, ip));
     let free = |d: &TestDaemon, h: &Json| {
         let s = session(d);
         let m = ok(local(d, "host.get_metrics", json!([s, h])));

@@ -598,3 +598,28 @@ pub fn assert_fresh(rel: &str, generated: &[u8], regenerate: &str) {
     let checked_in = std::fs::read(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
     assert!(checked_in == generated, "{rel} is stale: run {regenerate}");
 }
+
+/// The ref of the host at `address` as `d` sees it: `host.get_all_records` with `session` on
+/// its local socket. Panics, showing the answer, when there is none.
+#[allow(dead_code)]
+pub fn host_by_address(
+    d: &TestDaemon,
+    session: &serde_json::Value,
+    address: &str,
+) -> serde_json::Value {
+    let body = serde_json::json!({
+        "jsonrpc": "2.0", "method": "host.get_all_records", "params": [session], "id": 1
+    })
+    .to_string();
+    let r: serde_json::Value =
+        serde_json::from_str(&raw::post_unix(&d.socket, "/jsonrpc", body.as_bytes()).body).unwrap();
+    let found = r["result"].as_object().and_then(|hosts| {
+        hosts
+            .iter()
+            .find(|(_, h)| h["address"] == serde_json::json!(address))
+    });
+    match found {
+        Some((host, _)) => serde_json::json!(host),
+        None => panic!("no host at {address}: {r}"),
+    }
+}
