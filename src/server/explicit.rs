@@ -223,22 +223,9 @@ pub async fn call(
         ("pool", "eject") => replanned(server, membership::eject(server, &str_arg(&args, 0)).await),
         ("host", "internal_start_domain") => {
             server.membership.check_secret(&str_arg(&args, 0))?;
-            // A restarted member holds starts until its lost domains are reported.
-            if !server
-                .domains
-                .wait_until_open(lost_domains::START_HOLD_LIMIT)
-                .await
-            {
-                return Err(ApiError::new::<String>("HOST_STILL_BOOTING", []));
-            }
             let command = str_arg(&args, 2);
-            server
-                .domains
-                .start(
-                    &str_arg(&args, 1),
-                    (!command.is_empty()).then_some(command.as_str()),
-                )
-                .map_err(ApiError::internal)?;
+            let command = (!command.is_empty()).then_some(command.as_str());
+            vm::start_local_domain(server, &str_arg(&args, 1), command).await?;
             Ok(Value::void())
         }
         ("host", "internal_stop_domain") => {

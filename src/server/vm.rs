@@ -209,6 +209,26 @@ fn host_address(server: &Server, host: &str) -> Result<String, ApiError> {
         .ok_or_else(|| ApiError::handle_invalid(HOST.name, host))
 }
 
+/// Start a VM's domain on this host, once a restart's lost domains are reported (until then a
+/// start could be taken for one the crash lost).
+pub(super) async fn start_local_domain(
+    server: &Server,
+    uuid: &str,
+    command: Option<&str>,
+) -> Result<(), ApiError> {
+    if !server
+        .domains
+        .wait_until_open(super::lost_domains::START_HOLD_LIMIT)
+        .await
+    {
+        return Err(ApiError::new::<String>("HOST_STILL_BOOTING", []));
+    }
+    server
+        .domains
+        .start(uuid, command)
+        .map_err(ApiError::internal)
+}
+
 /// Start a VM's domain on `host`: here, or by asking that host's daemon.
 async fn start_domain(
     server: &Server,
@@ -217,17 +237,7 @@ async fn start_domain(
     command: Option<&str>,
 ) -> Result<(), ApiError> {
     if host == server.this_host {
-        if !server
-            .domains
-            .wait_until_open(super::lost_domains::START_HOLD_LIMIT)
-            .await
-        {
-            return Err(ApiError::new::<String>("HOST_STILL_BOOTING", []));
-        }
-        return server
-            .domains
-            .start(uuid, command)
-            .map_err(ApiError::internal);
+        return start_local_domain(server, uuid, command).await;
     }
     let address = host_address(server, host)?;
     let m = &server.membership;
