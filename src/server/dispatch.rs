@@ -122,7 +122,7 @@ pub(crate) fn admit(
     if let Some(s) = &session {
         let needed = roles::required(msg);
         if auth::session_role(server, s) < needed {
-            return Err(permission_denied(msg, needed));
+            return Err(permission_denied(&msg.wire_name().to_lowercase(), needed));
         }
     }
     let mut args = Vec::with_capacity(msg.params.len());
@@ -141,19 +141,22 @@ pub(crate) fn admit(
     }
     if let Some(caller) = &session {
         if !auth::may_use_session_object(server, caller, msg, &args) {
-            return Err(permission_denied(msg, Role::PoolAdmin));
+            return Err(permission_denied(
+                &msg.wire_name().to_lowercase(),
+                Role::PoolAdmin,
+            ));
         }
     }
     Ok(Admitted { msg, session, args })
 }
 
-/// xapi's refusal of a call the caller's role does not allow.
-/// The permission is the lower-cased wire name, whatever spelling the caller used.
-fn permission_denied(msg: &Message, needed: Role) -> ApiError {
+/// xapi's refusal of what the caller's role does not allow. For a call, the permission is its
+/// lower-cased wire name, whatever spelling the caller used.
+pub(crate) fn permission_denied(permission: &str, needed: Role) -> ApiError {
     ApiError::new(
         "RBAC_PERMISSION_DENIED",
         [
-            msg.wire_name().to_lowercase(),
+            permission.to_string(),
             format!(
                 "No permission in user session. (Roles with this permission: {})",
                 needed.holders().join(", ")

@@ -134,15 +134,9 @@ pub fn destroy(server: &Server, caller: &str, task: &str) -> Result<Value, ApiEr
     let owner = server.tasks.lock().get(task).cloned();
     let own = owner.is_some_and(|o| o == user_of(server, caller));
     if !own && super::auth::session_role(server, caller) < Role::PoolAdmin {
-        return Err(ApiError::new(
-            "RBAC_PERMISSION_DENIED",
-            [
-                "task.destroy/any".to_string(),
-                format!(
-                    "No permission in user session. (Roles with this permission: {})",
-                    Role::PoolAdmin.holders().join(", ")
-                ),
-            ],
+        return Err(dispatch::permission_denied(
+            "task.destroy/any",
+            Role::PoolAdmin,
         ));
     }
     server.db.write(|t| t.delete(&TASK, task))?;
