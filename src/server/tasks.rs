@@ -46,12 +46,15 @@ pub async fn start(
     inner: &str,
     params: Vec<Value>,
 ) -> Result<Value, ApiError> {
+    // As in `dispatch::run`: the gate first, then the checks (a handover between the two would
+    // leave the task written on a host that is no longer master, and acknowledged).
+    let gate = server.membership.write_gate.read().await;
     let tenure = server.membership.tenure();
     let admitted = dispatch::admit(server, called, inner, params.clone())?;
     let caller = admitted.session.expect("async calls need a session");
     let void = admitted.msg.result.is_none();
     let task = {
-        let _gate = server.membership.write_gate.read().await;
+        let _gate = gate;
         let task = server.db.write(|t| {
             Ok(t.create(
                 &TASK,
