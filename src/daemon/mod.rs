@@ -59,8 +59,9 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
     create_private_dir(&config.state_dir)?;
     // Before anything can start a domain: whatever the previous daemon's command domains left
     // running (a crash kills only their shells) must be dead, or a VM could run twice.
-    let leftovers = crate::host::domain::kill_leftovers(&config.state_dir.join("domains"))
-        .map_err(io("killing the domains a previous daemon left"))?;
+    let leftovers =
+        crate::host::domain::kill_leftovers(&crate::host::domain::records_dir(&config.state_dir))
+            .map_err(io("killing the domains a previous daemon left"))?;
     for l in &leftovers {
         tracing::warn!(
             vm = %l.vm,

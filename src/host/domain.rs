@@ -54,6 +54,12 @@ impl Default for Domains {
     }
 }
 
+/// Where a host's state directory keeps its command domains' records: written by
+/// [`Domains`], swept at the next start by [`kill_leftovers`].
+pub fn records_dir(state_dir: &Path) -> PathBuf {
+    state_dir.join("domains")
+}
+
 impl Domains {
     /// No domains yet, recording command domains' groups in `records` if given. Starts are
     /// allowed.
