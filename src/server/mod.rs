@@ -98,7 +98,12 @@ impl Server {
         membership: membership::Membership,
     ) -> Server {
         // Command domains' process groups are recorded where a restart finds them.
-        let domains = Domains::new(config.state_dir.as_ref().map(|d| d.join("domains")));
+        let domains = Domains::new(
+            config
+                .state_dir
+                .as_deref()
+                .map(crate::host::domain::records_dir),
+        );
         Server {
             db,
             this_host,
@@ -112,7 +117,6 @@ impl Server {
     }
 }
 
-/// Whether HA is enabled on the pool.
 /// A text field of a record, or "" when it is absent or not text.
 pub(crate) fn str_field<'r>(rec: &'r crate::model::Record, f: &str) -> &'r str {
     rec.get(f)
@@ -120,6 +124,7 @@ pub(crate) fn str_field<'r>(rec: &'r crate::model::Record, f: &str) -> &'r str {
         .unwrap_or_default()
 }
 
+/// Whether HA is enabled on the pool.
 pub(crate) fn ha_enabled(t: &crate::pool::Tables) -> bool {
     t.all(crate::model::classes::POOL.name)
         .any(|(_, p)| p.get("ha_enabled") == Some(&crate::model::Value::Bool(true)))
