@@ -63,27 +63,24 @@ impl Peers {
     /// Peers reached at `scheme://<host address>:port`, with housekeeping calls bounded by
     /// `timeout` and every connection attempt by the same.
     pub fn new(scheme: &str, port: u16, timeout: Duration) -> Peers {
-        let build = |total: Option<Duration>| {
-            let b = reqwest::Client::builder()
+        // Every client bounds connecting by the peer timeout; `total` bounds a whole call,
+        // `read` each read of its answer.
+        let build = |total: Option<Duration>, read: Option<Duration>| {
+            let mut b = reqwest::Client::builder()
                 .tls_danger_accept_invalid_certs(true)
                 .connect_timeout(timeout);
-            match total {
-                Some(t) => b.timeout(t),
-                None => b,
+            if let Some(t) = total {
+                b = b.timeout(t);
             }
-            .build()
-            .expect("building the intra-pool HTTP client")
+            if let Some(r) = read {
+                b = b.read_timeout(r);
+            }
+            b.build().expect("building the intra-pool HTTP client")
         };
-        let copying = reqwest::Client::builder()
-            .tls_danger_accept_invalid_certs(true)
-            .connect_timeout(timeout)
-            .read_timeout(timeout)
-            .build()
-            .expect("building the intra-pool HTTP client");
         Peers {
-            client: build(Some(timeout)),
-            patient: build(None),
-            copying,
+            client: build(Some(timeout), None),
+            patient: build(None, None),
+            copying: build(None, Some(timeout)),
             scheme: scheme.to_string(),
             port,
             timeout,
@@ -114,14 +111,8 @@ impl Peers {
         method: &str,
         params: Vec<Value>,
     ) -> Result<Value, PeerError> {
-        let body = jsonrpc::encode_call(jsonrpc::Version::V2, method, &params, 1);
-        let request = self
-            .client
-            .post(self.url(address, "/jsonrpc"))
-            .timeout(limit)
-            .header("content-type", "application/json")
-            .body(body);
-        Self::answer(address, request).await
+        let request = self.request(&self.client, address, method, params);
+        Self::answer(address, request.timeout(limit)).await
     }
 
     /// Call `method` on the host at `address` and wait for its answer however long the
@@ -153,12 +144,22 @@ impl Peers {
         method: &str,
         params: Vec<Value>,
     ) -> Result<Value, PeerError> {
+        Self::answer(address, self.request(client, address, method, params)).await
+    }
+
+    /// The JSON-RPC request calling `method` on the host at `address` through `client`.
+    fn request(
+        &self,
+        client: &reqwest::Client,
+        address: &str,
+        method: &str,
+        params: Vec<Value>,
+    ) -> reqwest::RequestBuilder {
         let body = jsonrpc::encode_call(jsonrpc::Version::V2, method, &params, 1);
-        let request = client
+        client
             .post(self.url(address, "/jsonrpc"))
             .header("content-type", "application/json")
-            .body(body);
-        Self::answer(address, request).await
+            .body(body)
     }
 
     /// Send `request` and read its JSON-RPC answer.
