@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use super::generic::set_field;
 use super::peer::PeerError;
-use super::{str_field, Server};
+use super::Server;
 use crate::host::inventory;
 use crate::model::classes::HOST;
 use crate::model::errors::code;
@@ -44,20 +44,9 @@ fn set_enabled(server: &Server, host: &str, enabled: bool) -> Result<(), ApiErro
 /// Store `host`'s auto-enable switch where it lives: here, or on that member.
 async fn store_auto_enable(server: &Server, host: &str, on: bool) -> Result<(), ApiError> {
     if host == server.this_host {
-        if let Some(dir) = &server.config.state_dir {
-            inventory::write_auto_enable(dir, on).map_err(ApiError::internal)?;
-        }
-        return Ok(());
+        return write_auto_enable_here(server, on);
     }
-    let address = str_field(
-        server
-            .db
-            .read()
-            .get(HOST.name, host)
-            .ok_or_else(|| ApiError::handle_invalid(HOST.name, host))?,
-        "address",
-    )
-    .to_string();
+    let address = super::vm::host_address(server, host)?;
     let m = &server.membership;
     m.peers
         .call(
@@ -67,10 +56,15 @@ async fn store_auto_enable(server: &Server, host: &str, on: bool) -> Result<(), 
         )
         .await
         .map(|_| ())
-        .map_err(|e| match e {
-            PeerError::Api(e) => e,
-            PeerError::Unreachable(_) => ApiError::new("HOST_OFFLINE", [host]),
-        })
+        .map_err(super::vm::peer_error(host))
+}
+
+/// Store this host's auto-enable switch (nowhere without a state directory).
+fn write_auto_enable_here(server: &Server, on: bool) -> Result<(), ApiError> {
+    match &server.config.state_dir {
+        Some(dir) => inventory::write_auto_enable(dir, on).map_err(ApiError::internal),
+        None => Ok(()),
+    }
 }
 
 /// `host.disable`. With `auto_enable=false` the host stays disabled across restarts; if that
@@ -106,10 +100,7 @@ pub async fn enable(server: &Server, host: &str) -> Result<(), ApiError> {
 /// `host.internal_set_auto_enable`, on the host the switch belongs to.
 pub fn internal_set_auto_enable(server: &Server, secret: &str, on: bool) -> Result<(), ApiError> {
     server.membership.check_secret(secret)?;
-    match &server.config.state_dir {
-        Some(dir) => inventory::write_auto_enable(dir, on).map_err(ApiError::internal),
-        None => Ok(()),
-    }
+    write_auto_enable_here(server, on)
 }
 
 /// Whether this host's switch says a restart enables it.

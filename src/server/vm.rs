@@ -188,8 +188,8 @@ pub(crate) fn set_residence(
     Ok(())
 }
 
-/// Why a peer call about a domain failed, as an API error about that host.
-fn peer_error(host: &str) -> impl FnOnce(PeerError) -> ApiError + '_ {
+/// Why a peer call to `host` failed, as an API error about that host.
+pub(super) fn peer_error(host: &str) -> impl FnOnce(PeerError) -> ApiError + '_ {
     move |e| match e {
         PeerError::Api(e) => e,
         PeerError::Unreachable(why) => {
@@ -199,7 +199,8 @@ fn peer_error(host: &str) -> impl FnOnce(PeerError) -> ApiError + '_ {
     }
 }
 
-fn host_address(server: &Server, host: &str) -> Result<String, ApiError> {
+/// The address of `host`, from the pool's records.
+pub(super) fn host_address(server: &Server, host: &str) -> Result<String, ApiError> {
     server
         .db
         .read()
