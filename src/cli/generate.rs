@@ -9,7 +9,7 @@ use std::io;
 use std::path::Path;
 
 use super::commands::Format;
-use super::globals::{all_flags, valued_flags, GLOBALS};
+use super::globals::{all_flags, file_flags, valued_flags, GLOBALS};
 use super::records::cli_fields;
 use super::table::{commands, Command, Op, Selectors};
 
@@ -183,7 +183,7 @@ _xe() {
     done
     COMPREPLY=()
     case "$pending" in
-        -pwf|--cacert|--pin-cert) COMPREPLY=( $(compgen -f -- "$cur") ); return 0 ;;
+        @FILE_FLAGS|@) COMPREPLY=( $(compgen -f -- "$cur") ); return 0 ;;
         --output) _xe_reply "$cur" < <(printf '%s\n' @FORMATS@); return 0 ;;
         ?*) return 0 ;;
     esac
@@ -217,7 +217,7 @@ _xe() {
 complete -F _xe -o nospace xe
 "#,
     );
-    with_formats(o)
+    with_values(o)
 }
 
 /// The zsh completion script.
@@ -260,7 +260,7 @@ _xe_split_minimal() {
         if [[ -z $cmd ]]; then cmd=$w; elif [[ $cmd == help ]]; then helped=$w; fi
     done
     case $pending in
-    -pwf|--cacert|--pin-cert) _files; return ;;
+    @FILE_FLAGS|@) _files; return ;;
     --output) values=(@FORMATS@); compadd -a values; return ;;
     ?*) return ;;
     esac
@@ -326,7 +326,7 @@ _xe_split_minimal() {
 _xe "$@"
 "#,
     );
-    with_formats(o)
+    with_values(o)
 }
 
 /// The fish completion script.
@@ -399,7 +399,7 @@ complete -c xe -n 'test -z "$(__xe_pending)"; and string match -q -- "-*" (comma
     o.push_str(&all_flags().join(" "));
     o.push_str(
         r#"'
-complete -c xe -n 'contains -- "$(__xe_pending)" -pwf --cacert --pin-cert' -F
+complete -c xe -n 'contains -- "$(__xe_pending)" @FILE_FLAGS @' -F
 complete -c xe -n 'test "$(__xe_pending)" = --output' -a '@FORMATS@'
 
 "#,
@@ -432,12 +432,17 @@ complete -c xe -n 'test "$(__xe_pending)" = --output' -a '@FORMATS@'
             "complete -c xe -n 'string match -q \"{p}=*\" -- (commandline -ct)' -a '(__xe_values {k})'\n"
         ));
     }
-    with_formats(o)
+    with_values(o)
 }
 
-/// The `--output` values, filled into the completion templates.
-fn with_formats(script: String) -> String {
-    script.replace("@FORMATS@", &Format::names())
+/// What the completion templates leave to the tables: the `--output` values, and the flags
+/// whose value is a file (`@FILE_FLAGS|@` joined by `|` for a shell pattern, `@FILE_FLAGS @`
+/// by spaces for a word list).
+fn with_values(script: String) -> String {
+    script
+        .replace("@FORMATS@", &Format::names())
+        .replace("@FILE_FLAGS|@", &file_flags().join("|"))
+        .replace("@FILE_FLAGS @", &file_flags().join(" "))
 }
 
 /// Escape text for roff: backslashes, hyphens (so they stay ASCII), and a leading `.` or `'`.

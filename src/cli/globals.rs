@@ -164,6 +164,16 @@ pub fn valued_flags() -> Vec<&'static str> {
         .collect()
 }
 
+/// The flags whose value is a file name (their placeholder starts `<file>`): completions offer
+/// file names after them.
+pub fn file_flags() -> Vec<&'static str> {
+    GLOBALS
+        .iter()
+        .filter(|g| g.value.is_some_and(|v| v.starts_with("<file>")))
+        .flat_map(|g| g.flags.iter().copied())
+        .collect()
+}
+
 /// The usage lines of the flags, indented as xe prints them; with `client_only`, without the
 /// flags xe's client passes on to the command (`xe help`'s header omits those).
 pub fn usage_lines(client_only: bool) -> String {
