@@ -703,13 +703,13 @@ fn an_old_master_that_returns_takes_the_new_masters_state_even_at_the_same_gener
     // the third host follows the new master.
     wait_for("the new master to settle", Duration::from_secs(20), || {
         !live_of(&hosts[1], &s1, &old_master)
-            && copy_of(&hosts[2]).generation == copy_of(&hosts[1]).generation
+            && copy_of(&hosts[2]).stamp.generation == copy_of(&hosts[1]).stamp.generation
     });
     // New writes until the new master's generation number is the one the old master will
     // have after its start-up write: the old master's copy then differs from the new one only
     // by the epoch that wrote it.
     let mut written = 0;
-    while written < 6 || copy_of(&hosts[1]).generation < old.generation + 1 {
+    while written < 6 || copy_of(&hosts[1]).stamp.generation < old.stamp.generation + 1 {
         ok(local(
             &hosts[1],
             "VM.create",
@@ -722,7 +722,7 @@ fn an_old_master_that_returns_takes_the_new_masters_state_even_at_the_same_gener
     let agreed = || {
         let copies: Vec<_> = hosts.iter().map(copy_of).collect();
         copies.iter().all(|c| {
-            (c.epoch, c.generation) == (copies[1].epoch, copies[1].generation)
+            c.stamp == copies[1].stamp
                 && vm_names(c) == vm_names(&copies[1])
                 && pool_master(c) == pool_master(&copies[1])
         })
@@ -732,7 +732,11 @@ fn an_old_master_that_returns_takes_the_new_masters_state_even_at_the_same_gener
         let copy = copy_of(h);
         let names = vm_names(&copy);
         assert_eq!(json!(pool_master(&copy)), new_master, "{ip}");
-        assert!(copy.epoch > old.epoch, "{ip}: {}", copy.epoch);
+        assert!(
+            copy.stamp.epoch > old.stamp.epoch,
+            "{ip}: {}",
+            copy.stamp.epoch
+        );
         assert!(names.contains("before"), "{ip}: {names:?}");
         for i in 0..written {
             assert!(names.contains(&format!("new-{i}")), "{ip}: {names:?}");
@@ -1004,17 +1008,20 @@ fn restarted_master_after_an_emergency_transition(ips: [&str; 3], slow_members: 
     // Once things settle every host holds the same copy, and it has every acknowledged write.
     let agreed = || {
         let copies: Vec<_> = hosts.iter().map(copy_of).collect();
-        copies.iter().all(|c| {
-            (c.epoch, c.generation) == (copies[1].epoch, copies[1].generation)
-                && vm_names(c) == vm_names(&copies[1])
-        })
+        copies
+            .iter()
+            .all(|c| c.stamp == copies[1].stamp && vm_names(c) == vm_names(&copies[1]))
     };
     wait_for("every copy to agree", Duration::from_secs(30), agreed);
     let new_master = host_by_address(&hosts[1], &s1, ips[1]);
     for (h, ip) in hosts.iter().zip(ips) {
         let copy = copy_of(h);
         let names = vm_names(&copy);
-        assert!(copy.epoch > old.epoch, "{ip}: {}", copy.epoch);
+        assert!(
+            copy.stamp.epoch > old.stamp.epoch,
+            "{ip}: {}",
+            copy.stamp.epoch
+        );
         assert_eq!(json!(pool_master(&copy)), new_master, "{ip}");
         for name in ["before", "after-transition"]
             .into_iter()
@@ -1142,9 +1149,7 @@ fn a_master_that_handed_over_refuses_master_writes_and_sends_joiners_on() {
     let joined = host_by_address(&hosts[1], &s1, ips[2]);
     wait_for("every copy to agree", Duration::from_secs(20), || {
         let copies: Vec<_> = hosts.iter().map(copy_of).collect();
-        copies
-            .iter()
-            .all(|c| (c.epoch, c.generation) == (copies[1].epoch, copies[1].generation))
+        copies.iter().all(|c| c.stamp == copies[1].stamp)
     });
     assert!(live_of(&hosts[1], &s1, &joined));
     for h in &hosts {
@@ -1203,9 +1208,7 @@ fn a_join_racing_a_handover_ends_in_the_new_masters_pool() {
     let new_member = host_by_address(&hosts[1], &s1, ips[2]);
     wait_for("every copy to agree", Duration::from_secs(20), || {
         let copies: Vec<_> = hosts.iter().map(copy_of).collect();
-        copies
-            .iter()
-            .all(|c| (c.epoch, c.generation) == (copies[1].epoch, copies[1].generation))
+        copies.iter().all(|c| c.stamp == copies[1].stamp)
     });
     assert!(live_of(&hosts[1], &s1, &new_member), "{}", logs());
     for h in &hosts {
@@ -1261,7 +1264,7 @@ fn an_emergency_transition_that_reaches_no_live_member_warns() {
     );
     wait_for("the last member to follow", Duration::from_secs(20), || {
         let (a, b) = (copy_of(&hosts[1]), copy_of(&hosts[2]));
-        (a.epoch, a.generation) == (b.epoch, b.generation)
+        a.stamp == b.stamp
     });
 
     // That master dies too; the last host reaches nobody.

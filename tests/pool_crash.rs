@@ -109,8 +109,8 @@ fn check_on_members(
             return Err(format!(
                 "{} is live on the master but lacks acknowledged {name} (its copy {}/{}, master {master_stamp:?})",
                 socket.display(),
-                dump.epoch,
-                dump.generation
+                dump.stamp.epoch,
+                dump.stamp.generation
             ));
         }
         checked += 1;

@@ -97,7 +97,7 @@ impl Tables {
                 None => self.credentials.remove(user),
             };
         }
-        self.stamp = changes.stamp();
+        self.stamp = changes.stamp;
     }
 
     fn insert(&mut self, class: &'static str, r: String, record: Record) {
@@ -153,34 +153,22 @@ impl View for Txn<'_> {
 /// One committed write's persistent changes, as replication carries them to pool members.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct ChangeSet {
-    /// The epoch of the master that made this write.
-    pub epoch: u64,
-    /// The generation this write created.
-    pub generation: u64,
+    /// The state this write creates: the epoch of the master that made it, and the generation.
+    #[serde(flatten)]
+    pub stamp: Stamp,
     /// `(class, ref, new record or None for a deletion)`.
     pub objects: Vec<(String, String, Option<Record>)>,
     /// `(user, credential or None for a deletion)`.
     pub credentials: Vec<(String, Option<Vec<u8>>)>,
 }
 
-impl ChangeSet {
-    /// The stamp of the state this change creates.
-    pub fn stamp(&self) -> Stamp {
-        Stamp {
-            epoch: self.epoch,
-            generation: self.generation,
-        }
-    }
-}
-
 /// Every persistent object and credential at one stamp: what a joining or returning member
 /// loads.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Dump {
-    /// The epoch of the master that wrote the last change of this state.
-    pub epoch: u64,
-    /// The generation of this state.
-    pub generation: u64,
+    /// The stamp of this state.
+    #[serde(flatten)]
+    pub stamp: Stamp,
     /// `(class, ref, record)`.
     pub objects: Vec<(String, String, Record)>,
     /// `(user, credential)`.
@@ -288,8 +276,10 @@ impl Database {
             .map(|((class, r), rec)| (class.to_string(), r, rec))
             .partition(|(class, _, _)| model::class(class).is_some_and(|c| c.persistent));
         let changes = ChangeSet {
-            epoch: self.write_epoch.load(Ordering::SeqCst),
-            generation: self.read().generation() + 1,
+            stamp: Stamp {
+                epoch: self.write_epoch.load(Ordering::SeqCst),
+                generation: self.read().generation() + 1,
+            },
             objects: persistent,
             credentials,
         };
@@ -326,7 +316,7 @@ impl Database {
     pub fn apply_replica(&self, changes: &ChangeSet) -> Result<(), ReplicaError> {
         let _writer = self.writer.lock().unwrap_or_else(|e| e.into_inner());
         let have = self.read().stamp;
-        let got = changes.stamp();
+        let got = changes.stamp;
         if got.epoch != have.epoch || got.generation > have.generation + 1 {
             return Err(ReplicaError::Gap { have, got });
         }
@@ -362,8 +352,7 @@ impl Database {
             .map(|(u, c)| (u.clone(), c.clone()))
             .collect();
         Dump {
-            epoch: t.stamp.epoch,
-            generation: t.stamp.generation,
+            stamp: t.stamp,
             objects,
             credentials,
         }
@@ -397,10 +386,7 @@ impl Database {
             t.put(class, r.clone(), Some(rec.clone()));
         }
         t.credentials = dump.credentials.iter().cloned().collect();
-        t.stamp = Stamp {
-            epoch: dump.epoch,
-            generation: dump.generation,
-        };
+        t.stamp = dump.stamp;
         Ok(())
     }
 }
@@ -640,7 +626,10 @@ mod tests {
             .unwrap();
         let changes = seen.lock().unwrap().clone();
         assert_eq!(
-            changes.iter().map(|c| c.generation).collect::<Vec<_>>(),
+            changes
+                .iter()
+                .map(|c| c.stamp.generation)
+                .collect::<Vec<_>>(),
             [1, 2, 3]
         );
 
@@ -715,7 +704,7 @@ mod tests {
             .unwrap();
         let changes = seen.lock().unwrap().clone();
         for c in &changes {
-            assert_eq!(c.epoch, 2);
+            assert_eq!(c.stamp.epoch, 2);
             assert!(matches!(
                 old.apply_replica(c),
                 Err(ReplicaError::Gap { have, .. }) if have.epoch == 1

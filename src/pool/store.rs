@@ -64,6 +64,13 @@ pub(crate) struct Loaded {
     pub stamp: Stamp,
 }
 
+/// Record `stamp` in the meta table, within the transaction that writes the state it names.
+fn put_stamp(meta: &mut redb::Table<'_, &str, u64>, stamp: Stamp) -> Result<(), StoreError> {
+    meta.insert("epoch", stamp.epoch)?;
+    meta.insert("generation", stamp.generation)?;
+    Ok(())
+}
+
 /// Create the database file mode 0600 if it does not exist (redb initialises an empty file),
 /// and tighten an existing one to 0600: it holds the local users' password hashes.
 fn make_private(path: &Path) -> Result<(), StoreError> {
@@ -166,9 +173,7 @@ impl Store {
                     }
                 }
             }
-            let mut meta = w.open_table(META)?;
-            meta.insert("generation", changes.generation)?;
-            meta.insert("epoch", changes.epoch)?;
+            put_stamp(&mut w.open_table(META)?, changes.stamp)?;
         }
         w.commit()?;
         Ok(())
@@ -189,9 +194,7 @@ impl Store {
             for (user, json) in &dump.credentials {
                 auth.insert(user.as_str(), json.as_slice())?;
             }
-            let mut meta = w.open_table(META)?;
-            meta.insert("generation", dump.generation)?;
-            meta.insert("epoch", dump.epoch)?;
+            put_stamp(&mut w.open_table(META)?, dump.stamp)?;
         }
         w.commit()?;
         Ok(())

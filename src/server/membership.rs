@@ -366,7 +366,7 @@ async fn replicator(server: Arc<Server>, mut rx: mpsc::UnboundedReceiver<Job>) {
                 server
                     .membership
                     .replicated
-                    .send_replace(changes.generation);
+                    .send_replace(changes.stamp.generation);
             }
             Job::Recover(host, done) => {
                 // Queued while this host was master, run after it stepped down: only a master
